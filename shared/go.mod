@@ -1,0 +1,3 @@
+module ferry.dev/shared
+
+go 1.26.8
