@@ -1,0 +1,310 @@
+package link
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/shared/protocol"
+)
+
+// State is the link's state.
+type State int32
+
+// Link states, in the order a session goes through them.
+const (
+	StateClosed     State = 0
+	StateConnecting State = 1
+	StateConnected  State = 2
+	StateDraining   State = 3
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateDraining:
+		return "draining"
+	}
+	return "closed"
+}
+
+// HandlerFunc answers one command from the hub. The returned value is the
+// reply body; an error becomes an error reply.
+type HandlerFunc func(ctx context.Context, body json.RawMessage) (any, error)
+
+// ErrUnauthorized means the hub refused the credential; retrying will not
+// help until the agent is linked again.
+var ErrUnauthorized = errors.New("the hub refused this installation's credential; link the agent again with a new link token")
+
+// ErrNotConnected is returned by Call while the link is down.
+var ErrNotConnected = protocol.Errorf(protocol.CodeUnavailable, "not connected to the hub")
+
+// Config configures a Client. Zero durations take the defaults in
+// parentheses.
+type Config struct {
+	HubURL       string // http(s)://host:port of the hub; required
+	Credential   string // installation credential; required
+	AgentVersion string // required
+	Hostname     string
+	APIMURL      string
+
+	MinBackoff  time.Duration // (1s)
+	MaxBackoff  time.Duration // (60s)
+	HealthyIn   time.Duration // a session this long resets the backoff (10s)
+	PongWait    time.Duration // silence after which the hub is dead (30s)
+	WriteWait   time.Duration // (10s)
+	CallTimeout time.Duration // (30s)
+	SendQueue   int           // (64)
+}
+
+// Client keeps the agent linked to the hub.
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	dialer   *websocket.Dialer
+	handlers map[protocol.Op]HandlerFunc // written before Run only
+
+	state     atomic.Int32
+	mu        sync.Mutex // guards sess, hello, onConnect
+	sess      *session
+	hello     *protocol.HelloReply
+	onConnect []func(*protocol.HelloReply)
+	connected chan struct{} // closed and replaced on each connect; guarded by mu
+	everUp    bool
+}
+
+// New builds a client; Run connects.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
+	if cfg.HubURL == "" || cfg.Credential == "" || cfg.AgentVersion == "" {
+		return nil, errors.New("link: hub URL, credential and agent version are required")
+	}
+	if log == nil {
+		return nil, errors.New("link: logger is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.MinBackoff, time.Second)
+	def(&cfg.MaxBackoff, 60*time.Second)
+	def(&cfg.HealthyIn, 10*time.Second)
+	def(&cfg.PongWait, 30*time.Second)
+	def(&cfg.WriteWait, 10*time.Second)
+	def(&cfg.CallTimeout, 30*time.Second)
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 64
+	}
+	return &Client{
+		cfg:       cfg,
+		log:       log.With("component", "link"),
+		m:         newMetrics(reg),
+		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, Proxy: http.ProxyFromEnvironment},
+		handlers:  make(map[protocol.Op]HandlerFunc),
+		connected: make(chan struct{}),
+	}, nil
+}
+
+// Handle registers the handler of an operation the hub may call.
+func (c *Client) Handle(op protocol.Op, h HandlerFunc) { c.handlers[op] = h }
+
+// OnConnect registers f to run (in its own goroutine) after every hello.
+func (c *Client) OnConnect(f func(*protocol.HelloReply)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onConnect = append(c.onConnect, f)
+}
+
+// State returns the link's state.
+func (c *Client) State() State { return State(c.state.Load()) }
+
+// Hello returns the hub's last hello reply, or nil before the first.
+func (c *Client) Hello() *protocol.HelloReply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hello
+}
+
+func (c *Client) setState(s State) {
+	c.state.Store(int32(s))
+	c.m.state.Set(float64(s))
+}
+
+func linkURL(hub string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(hub, "/"))
+	if err != nil {
+		return "", fmt.Errorf("parse hub URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	case "ws", "wss":
+	default:
+		return "", fmt.Errorf("hub URL %q: want http(s)://", hub)
+	}
+	u.Path += "/api/v1/link"
+	return u.String(), nil
+}
+
+// Run keeps the link up until ctx ends. It returns ErrUnauthorized when the
+// hub refuses the credential, and nil when ctx ends.
+func (c *Client) Run(ctx context.Context) error {
+	target, err := linkURL(c.cfg.HubURL)
+	if err != nil {
+		return err
+	}
+	defer c.setState(StateClosed)
+	b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
+	for {
+		c.setState(StateConnecting)
+		start := time.Now()
+		err := c.session(ctx, target)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrUnauthorized) {
+			c.log.Error("hub refused the installation credential; stopping the link", "err", err)
+			return err
+		}
+		if time.Since(start) >= c.cfg.HealthyIn {
+			b.reset()
+		}
+		wait := b.next()
+		c.log.Warn("link to hub lost; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// session dials, says hello and serves one connection until it fails.
+func (c *Client) session(ctx context.Context, target string) error {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+c.cfg.Credential)
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ws, resp, err := c.dialer.DialContext(dctx, target, h)
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			c.m.dialErrors.WithLabelValues("unauthorized").Inc()
+			return ErrUnauthorized
+		}
+		if resp != nil {
+			c.m.dialErrors.WithLabelValues("refused").Inc()
+			return fmt.Errorf("hub answered the link upgrade with %s", resp.Status)
+		}
+		c.m.dialErrors.WithLabelValues("network").Inc()
+		return fmt.Errorf("dial hub: %w", err)
+	}
+	ws.SetReadLimit(protocol.MaxFrameBytes)
+	s := &session{c: c, ws: ws, send: make(chan []byte, c.cfg.SendQueue), quit: make(chan struct{}), done: make(chan struct{}), pending: map[string]chan *protocol.Envelope{}}
+	rep, err := s.hello()
+	if err != nil {
+		ws.Close()
+		c.m.dialErrors.WithLabelValues("hello").Inc()
+		return fmt.Errorf("hello: %w", err)
+	}
+	c.mu.Lock()
+	c.sess, c.hello = s, rep
+	hooks := append([]func(*protocol.HelloReply){}, c.onConnect...)
+	if c.everUp {
+		c.m.reconnects.Inc()
+	}
+	c.everUp = true
+	close(c.connected)
+	c.connected = make(chan struct{})
+	c.mu.Unlock()
+	c.setState(StateConnected)
+	envs := make([]string, 0, len(rep.Environments))
+	for _, e := range rep.Environments {
+		envs = append(envs, e.Name)
+	}
+	c.log.Info("connected to hub", "agent_id", rep.InstallationID, "org", rep.OrgName, "environments", envs)
+	for _, f := range hooks {
+		go f(rep)
+	}
+	err = s.serve(ctx)
+	c.mu.Lock()
+	if c.sess == s {
+		c.sess = nil
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// WaitConnected blocks until the next successful hello or ctx's end.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	if c.State() == StateConnected {
+		return nil
+	}
+	c.mu.Lock()
+	ch := c.connected
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Call sends a command to the hub and decodes the reply body into out
+// (which may be nil). It fails at once with ErrNotConnected while the link
+// is down.
+func (c *Client) Call(ctx context.Context, op protocol.Op, body, out any) error {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return ErrNotConnected
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
+	raw, err := s.call(ctx, op, body)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("decode %s reply: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// Drain stops taking new commands from the hub, says goodbye and closes the
+// link once in-flight commands are done or ctx ends.
+func (c *Client) Drain(ctx context.Context) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	c.setState(StateDraining)
+	s.drain(ctx)
+}

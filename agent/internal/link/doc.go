@@ -1,0 +1,13 @@
+// Package link is the agent's end of its WebSocket link to the hub.
+//
+// Client dials out (so agents work behind firewalls), authenticates with the
+// installation credential in the Authorization header, sends hello first and
+// waits for the hub's reply, then serves commands from the hub and carries the
+// agent's own calls. Run is a supervised loop with an explicit state
+// (connecting → connected → draining → closed) and jittered, capped
+// exponential backoff that resets after a healthy connection.
+//
+// Each session has one reader (Run's goroutine) and one writer goroutine
+// that owns every data write; the send queue is bounded. Client is safe for
+// concurrent use.
+package link

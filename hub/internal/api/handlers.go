@@ -1,0 +1,248 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/ids"
+	"ferry.dev/hub/internal/state"
+	"ferry.dev/shared/protocol"
+)
+
+// OrgDTO is an organization on the wire.
+type OrgDTO struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// EnvironmentDTO is an environment on the wire.
+type EnvironmentDTO struct {
+	ID        string    `json:"id"`
+	OrgID     string    `json:"orgId"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// CreateNameRequest is the body that creates an organization or environment.
+type CreateNameRequest struct {
+	Name string `json:"name"`
+}
+
+// LinkTokenRequest is the optional body of link-token creation.
+type LinkTokenRequest struct {
+	// ExpiresInSeconds is the token's lifetime; 0 means one hour.
+	ExpiresInSeconds int64 `json:"expiresInSeconds,omitempty"`
+}
+
+// LinkTokenDTO is a freshly created link token; Token is shown only once.
+type LinkTokenDTO struct {
+	ID           string    `json:"id"`
+	EnvID        string    `json:"envId"`
+	Token        string    `json:"token"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	AgentCommand string    `json:"agentCommand"`
+}
+
+// InstallationDTO is an installation with its live status.
+type InstallationDTO struct {
+	ID           string           `json:"id"`
+	Environments []EnvironmentRef `json:"environments"`
+	Status       string           `json:"status"` // online | offline
+	LastSeen     *time.Time       `json:"lastSeen,omitempty"`
+	AgentVersion string           `json:"agentVersion"`
+	Hostname     string           `json:"hostname,omitempty"`
+	CreatedAt    time.Time        `json:"createdAt"`
+}
+
+// EnvironmentRef names an environment.
+type EnvironmentRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// EnrollRequest is the body an agent sends with its link token.
+type EnrollRequest struct {
+	AgentVersion string `json:"agentVersion"`
+	Hostname     string `json:"hostname,omitempty"`
+}
+
+// EnrollResponse carries the installation credential, shown only once.
+type EnrollResponse struct {
+	InstallationID string `json:"installationId"`
+	OrgID          string `json:"orgId"`
+	Credential     string `json:"credential"`
+}
+
+// List is a page of items.
+type List[T any] struct {
+	Items []T `json:"items"`
+}
+
+func orgDTO(o state.Org) OrgDTO { return OrgDTO{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt} }
+
+func envDTO(e state.Environment) EnvironmentDTO {
+	return EnvironmentDTO{ID: e.ID, OrgID: e.OrgID, Name: e.Name, CreatedAt: e.CreatedAt}
+}
+
+func (a *API) createOrg(c *gin.Context) {
+	var req CreateNameRequest
+	if err := decode(c, &req); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if err := validName("name", req.Name); err != nil {
+		a.fail(c, err)
+		return
+	}
+	o := state.Org{ID: ids.New("org"), Name: req.Name, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := a.store.CreateOrg(c.Request.Context(), o); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.log.Info("organization created", "org_id", o.ID, "name", o.Name)
+	c.JSON(http.StatusCreated, orgDTO(o))
+}
+
+func (a *API) listOrgs(c *gin.Context) {
+	p := principal(c)
+	orgs, err := a.store.ListOrgs(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := List[OrgDTO]{Items: []OrgDTO{}}
+	for _, o := range orgs {
+		if p.Platform() || p.OrgID == o.ID {
+			out.Items = append(out.Items, orgDTO(o))
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) getOrg(c *gin.Context) { c.JSON(http.StatusOK, orgDTO(orgOf(c))) }
+
+func (a *API) createEnvironment(c *gin.Context) {
+	var req CreateNameRequest
+	if err := decode(c, &req); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if err := validName("name", req.Name); err != nil {
+		a.fail(c, err)
+		return
+	}
+	o := orgOf(c)
+	e := state.Environment{ID: ids.New("env"), OrgID: o.ID, Name: req.Name, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := a.store.CreateEnvironment(c.Request.Context(), e); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.log.Info("environment created", "org_id", o.ID, "env_id", e.ID, "name", e.Name)
+	c.JSON(http.StatusCreated, envDTO(e))
+}
+
+func (a *API) listEnvironments(c *gin.Context) {
+	envs, err := a.store.ListEnvironments(c.Request.Context(), orgOf(c).ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := List[EnvironmentDTO]{Items: []EnvironmentDTO{}}
+	for _, e := range envs {
+		out.Items = append(out.Items, envDTO(e))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) createLinkToken(c *gin.Context) {
+	var req LinkTokenRequest
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
+	if req.ExpiresInSeconds < 0 {
+		a.problem(c, protocol.CodeInvalid, "expiresInSeconds must be positive")
+		return
+	}
+	env, err := a.store.Environment(c.Request.Context(), orgOf(c).ID, c.Param("env"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	issued, err := a.fleet.IssueLinkToken(c.Request.Context(), env, time.Duration(req.ExpiresInSeconds)*time.Second)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	hub := a.publicURL
+	if hub == "" {
+		hub = "http://" + c.Request.Host
+	}
+	c.JSON(http.StatusCreated, LinkTokenDTO{
+		ID: issued.Token.ID, EnvID: env.ID, Token: string(issued.Secret), ExpiresAt: issued.Token.ExpiresAt,
+		AgentCommand: "ferry-agent --hub " + hub + " --apim-url http://127.0.0.1:8083/management/v2 --link-token " + string(issued.Secret),
+	})
+}
+
+func (a *API) listInstallations(c *gin.Context) {
+	o := orgOf(c)
+	insts, err := a.fleet.List(c.Request.Context(), o.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	envs, err := a.store.ListEnvironments(c.Request.Context(), o.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	names := make(map[string]string, len(envs))
+	for _, e := range envs {
+		names[e.ID] = e.Name
+	}
+	out := List[InstallationDTO]{Items: []InstallationDTO{}}
+	for _, i := range insts {
+		d := InstallationDTO{ID: i.ID, Status: "offline", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt}
+		if i.Online {
+			d.Status = "online"
+		}
+		if !i.LastSeen.IsZero() {
+			ls := i.LastSeen
+			d.LastSeen = &ls
+		}
+		for _, id := range i.EnvIDs {
+			d.Environments = append(d.Environments, EnvironmentRef{ID: id, Name: names[id]})
+		}
+		out.Items = append(out.Items, d)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) enroll(c *gin.Context) {
+	tok, ok := auth.Bearer(c.GetHeader("Authorization"))
+	if !ok {
+		a.problem(c, protocol.CodeUnauthorized, "send the link token as 'Authorization: Bearer …'")
+		return
+	}
+	var req EnrollRequest
+	if err := decode(c, &req); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if req.AgentVersion == "" || len(req.AgentVersion) > 64 || len(req.Hostname) > 255 {
+		a.problem(c, protocol.CodeInvalid, "agentVersion is required (at most 64 bytes); hostname at most 255 bytes")
+		return
+	}
+	e, err := a.fleet.Enroll(c.Request.Context(), tok, req.AgentVersion, req.Hostname)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, EnrollResponse{InstallationID: e.Installation.ID, OrgID: e.Installation.OrgID, Credential: string(e.Credential)})
+}

@@ -1,0 +1,208 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/ids"
+	"ferry.dev/hub/internal/state"
+	"ferry.dev/shared/protocol"
+)
+
+// Store is the part of the hub store the fleet uses.
+type Store interface {
+	Org(ctx context.Context, idOrName string) (state.Org, error)
+	Environment(ctx context.Context, orgID, idOrName string) (state.Environment, error)
+	CreateLinkToken(ctx context.Context, t state.LinkToken) error
+	ConsumeLinkToken(ctx context.Context, hash string, now time.Time) (state.LinkToken, error)
+	CreateInstallation(ctx context.Context, i state.Installation) error
+	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
+	Installation(ctx context.Context, id string) (state.Installation, error)
+	ListInstallations(ctx context.Context, orgID string) ([]state.Installation, error)
+	UpdateInstallationSeen(ctx context.Context, id string, online bool, at time.Time, agentVersion, hostname string) error
+}
+
+// Presence reports live connections to this hub.
+type Presence interface {
+	// LastSeen returns when the installation was last heard from, and
+	// whether it is connected now.
+	LastSeen(installationID string) (time.Time, bool)
+}
+
+// Fleet manages installations.
+type Fleet struct {
+	store    Store
+	presence Presence
+	log      *slog.Logger
+	now      func() time.Time
+	version  string
+	m        *metrics
+}
+
+// Options are optional Fleet dependencies.
+type Options struct {
+	Now        func() time.Time // defaults to time.Now
+	HubVersion string
+}
+
+// New builds a Fleet.
+func New(store Store, presence Presence, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Fleet, error) {
+	if store == nil || presence == nil || log == nil {
+		return nil, errors.New("fleet: store, presence and logger are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, m: newMetrics(reg)}, nil
+}
+
+// MaxLinkTokenTTL bounds link-token lifetimes.
+const MaxLinkTokenTTL = 7 * 24 * time.Hour
+
+// IssuedLinkToken is a freshly made link token; Secret is shown once.
+type IssuedLinkToken struct {
+	Token  state.LinkToken
+	Secret auth.Secret
+}
+
+// IssueLinkToken makes a one-time link token for an environment.
+func (f *Fleet) IssueLinkToken(ctx context.Context, env state.Environment, ttl time.Duration) (IssuedLinkToken, error) {
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	if ttl > MaxLinkTokenTTL {
+		return IssuedLinkToken{}, protocol.Errorf(protocol.CodeInvalid, "link token lifetime may not exceed 7 days")
+	}
+	secret, err := auth.New(auth.KindLinkToken)
+	if err != nil {
+		return IssuedLinkToken{}, fmt.Errorf("make link token: %w", err)
+	}
+	now := f.now().UTC()
+	t := state.LinkToken{ID: ids.New("lt"), OrgID: env.OrgID, EnvID: env.ID, Hash: auth.Hash(string(secret)), CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if err := f.store.CreateLinkToken(ctx, t); err != nil {
+		return IssuedLinkToken{}, fmt.Errorf("store link token: %w", err)
+	}
+	return IssuedLinkToken{Token: t, Secret: secret}, nil
+}
+
+// Enrolled is the result of linking an agent.
+type Enrolled struct {
+	Installation state.Installation
+	Credential   auth.Secret
+}
+
+// Enroll consumes a link token and creates an installation serving the
+// token's environment. A token works once.
+func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname string) (Enrolled, error) {
+	if err := auth.Check(auth.KindLinkToken, linkToken); err != nil {
+		f.m.enrollments.WithLabelValues("malformed").Inc()
+		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "not a Ferry link token; copy it again from the hub")
+	}
+	now := f.now().UTC()
+	t, err := f.store.ConsumeLinkToken(ctx, auth.Hash(linkToken), now)
+	switch {
+	case errors.Is(err, state.ErrConflict):
+		f.m.enrollments.WithLabelValues("reused").Inc()
+		f.log.Warn("link token presented a second time; refused")
+		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "link token already used; create a new one at the hub")
+	case errors.Is(err, state.ErrNotFound):
+		f.m.enrollments.WithLabelValues("unknown").Inc()
+		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown or expired link token; create a new one at the hub")
+	case err != nil:
+		return Enrolled{}, fmt.Errorf("consume link token: %w", err)
+	}
+	cred, err := auth.New(auth.KindCredential)
+	if err != nil {
+		return Enrolled{}, fmt.Errorf("make credential: %w", err)
+	}
+	inst := state.Installation{
+		ID: ids.New("ins"), OrgID: t.OrgID, EnvIDs: []string{t.EnvID}, CredentialHash: auth.Hash(string(cred)),
+		AgentVersion: agentVersion, Hostname: hostname, CreatedAt: now,
+	}
+	if err := f.store.CreateInstallation(ctx, inst); err != nil {
+		return Enrolled{}, fmt.Errorf("create installation: %w", err)
+	}
+	f.m.enrollments.WithLabelValues("ok").Inc()
+	f.log.Info("agent linked", "agent_id", inst.ID, "org_id", inst.OrgID, "env_id", t.EnvID)
+	return Enrolled{Installation: inst, Credential: cred}, nil
+}
+
+// Authenticate maps an installation credential to its installation.
+func (f *Fleet) Authenticate(ctx context.Context, credential string) (state.Installation, error) {
+	if err := auth.Check(auth.KindCredential, credential); err != nil {
+		return state.Installation{}, protocol.Errorf(protocol.CodeUnauthorized, "malformed installation credential")
+	}
+	inst, err := f.store.InstallationByCredential(ctx, auth.Hash(credential))
+	if errors.Is(err, state.ErrNotFound) {
+		return state.Installation{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")
+	}
+	if err != nil {
+		return state.Installation{}, fmt.Errorf("look up credential: %w", err)
+	}
+	return inst, nil
+}
+
+// Hello records an agent's hello and builds the hub's reply.
+func (f *Fleet) Hello(ctx context.Context, installationID string, h *protocol.Hello) (*protocol.HelloReply, error) {
+	inst, err := f.store.Installation(ctx, installationID)
+	if err != nil {
+		return nil, fmt.Errorf("load installation: %w", err)
+	}
+	org, err := f.store.Org(ctx, inst.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("load organization: %w", err)
+	}
+	rep := &protocol.HelloReply{InstallationID: inst.ID, OrgID: org.ID, OrgName: org.Name, Status: protocol.InstallationAccepted, HubVersion: f.version}
+	for _, id := range inst.EnvIDs {
+		env, err := f.store.Environment(ctx, inst.OrgID, id)
+		if err != nil {
+			return nil, fmt.Errorf("load environment %s: %w", id, err)
+		}
+		rep.Environments = append(rep.Environments, protocol.Environment{ID: env.ID, Name: env.Name})
+	}
+	if err := f.store.UpdateInstallationSeen(ctx, inst.ID, true, f.now().UTC(), h.AgentVersion, h.Hostname); err != nil {
+		return nil, fmt.Errorf("record hello: %w", err)
+	}
+	return rep, nil
+}
+
+// Disconnected records that an installation's primary link ended.
+func (f *Fleet) Disconnected(ctx context.Context, installationID string, lastSeen time.Time) {
+	inst, err := f.store.Installation(ctx, installationID)
+	if err != nil {
+		f.log.Warn("could not record disconnect; the installation may show online until it reconnects", "agent_id", installationID, "err", err)
+		return
+	}
+	if err := f.store.UpdateInstallationSeen(ctx, inst.ID, false, lastSeen.UTC(), inst.AgentVersion, inst.Hostname); err != nil {
+		f.log.Warn("could not record disconnect; the installation may show online until it reconnects", "agent_id", inst.ID, "err", err)
+	}
+}
+
+// Installation is an installation as listed to users.
+type Installation struct {
+	state.Installation
+	Online bool
+}
+
+// List returns an organization's installations with live status.
+func (f *Fleet) List(ctx context.Context, orgID string) ([]Installation, error) {
+	all, err := f.store.ListInstallations(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list installations: %w", err)
+	}
+	out := make([]Installation, 0, len(all))
+	for _, i := range all {
+		seen, online := f.presence.LastSeen(i.ID)
+		if online {
+			i.LastSeen = seen
+		}
+		out = append(out, Installation{Installation: i, Online: online})
+	}
+	return out, nil
+}

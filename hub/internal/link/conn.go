@@ -1,0 +1,375 @@
+package link
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"ferry.dev/shared/protocol"
+)
+
+// Peer is the authenticated identity behind a connection.
+type Peer struct {
+	InstallationID string
+	OrgID          string
+	EnvIDs         []string
+}
+
+// Serves reports whether the peer serves environment envID.
+func (p Peer) Serves(envID string) bool {
+	for _, e := range p.EnvIDs {
+		if e == envID {
+			return true
+		}
+	}
+	return false
+}
+
+// HandlerFunc answers one command from an agent. The returned value is the
+// reply body; an error becomes an error reply (its protocol.Code when it
+// wraps a *protocol.Error, internal otherwise).
+type HandlerFunc func(ctx context.Context, p Peer, body json.RawMessage) (any, error)
+
+// ErrClosed is returned by calls on a closed connection.
+var ErrClosed = protocol.Errorf(protocol.CodeDisconnected, "link closed before the reply arrived")
+
+// Conn is one agent's WebSocket connection.
+type Conn struct {
+	id   string
+	peer Peer
+	ws   *websocket.Conn
+	ep   *Endpoint
+	log  *slog.Logger
+
+	send     chan []byte   // bounded queue drained by the writer
+	quit     chan struct{} // closed by Close: the writer sends the close frame
+	done     chan struct{} // closed when both goroutines have finished
+	lastSeen atomic.Int64  // unix nanos of the last frame or pong
+
+	closeOnce   sync.Once
+	closeCode   int    // written once before quit is closed
+	closeReason string // written once before quit is closed
+
+	mu      sync.Mutex                         // guards pending and seq
+	pending map[string]chan *protocol.Envelope // command id → reply channel
+	seq     uint64
+}
+
+// ID is the connection's id (for logs).
+func (c *Conn) ID() string { return c.id }
+
+// Peer is the connection's authenticated identity.
+func (c *Conn) Peer() Peer { return c.peer }
+
+// LastSeen is when the hub last heard from the agent.
+func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+func newConnID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "c_" + hex.EncodeToString(b[:])
+}
+
+// Close ends the connection with a WebSocket close code and reason. It is
+// safe to call many times and from any goroutine.
+func (c *Conn) Close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		close(c.quit)
+	})
+}
+
+// enqueue hands a frame to the writer. A full queue disconnects the agent as
+// slow instead of blocking.
+func (c *Conn) enqueue(env *protocol.Envelope) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", env.Type, err)
+	}
+	select {
+	case <-c.quit:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.send <- b:
+		c.ep.m.messages.WithLabelValues(string(env.Type), "out").Inc()
+		return nil
+	default:
+		c.log.Warn("agent is not reading fast enough; disconnecting it", "queue", cap(c.send))
+		c.Close(websocket.CloseTryAgainLater, "slow consumer")
+		return protocol.Errorf(protocol.CodeUnavailable, "agent link is congested")
+	}
+}
+
+func (c *Conn) nextID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	return fmt.Sprintf("h%d", c.seq)
+}
+
+// Call sends a command and waits for its reply, the context's deadline (or
+// the endpoint's call timeout when it has none) or the connection's end.
+func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMessage, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.ep.cfg.CallTimeout)
+		defer cancel()
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", op, err)
+	}
+	id := c.nextID()
+	env, err := protocol.New(protocol.TypeCommand, id, "", &protocol.Command{Op: op, Body: raw})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *protocol.Envelope, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	start := time.Now()
+	if err := c.enqueue(env); err != nil {
+		return nil, err
+	}
+	select {
+	case rep := <-ch:
+		c.ep.m.callDuration.WithLabelValues(string(op)).Observe(time.Since(start).Seconds())
+		var r protocol.Reply
+		if err := rep.DecodePayload(&r); err != nil {
+			return nil, protocol.Errorf(protocol.CodeInternal, err.Error())
+		}
+		if r.Status == protocol.StatusError {
+			return nil, r.Error
+		}
+		return r.Body, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, protocol.Errorf(protocol.CodeTimeout, fmt.Sprintf("agent did not answer %s in time", op))
+		}
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, ErrClosed
+	}
+}
+
+// writeLoop owns every write on the socket.
+func (c *Conn) writeLoop() {
+	cfg := c.ep.cfg
+	ticker := time.NewTicker(cfg.PingInterval)
+	defer ticker.Stop()
+	defer c.ws.Close() // unblocks the reader
+	for {
+		select {
+		case b := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.Close(websocket.CloseAbnormalClosure, "write failed")
+				return
+			}
+		case <-ticker.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.Close(websocket.CloseAbnormalClosure, "ping failed")
+				return
+			}
+		case <-c.quit:
+			c.drainQueue()
+			if c.closeCode != websocket.CloseAbnormalClosure {
+				msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
+				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteWait))
+			}
+			return
+		}
+	}
+}
+
+// drainQueue writes frames still queued (e.g. a goodbye) before the close
+// frame. Only the writer calls it.
+func (c *Conn) drainQueue() {
+	if c.closeCode == websocket.CloseAbnormalClosure {
+		return
+	}
+	for {
+		select {
+		case b := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.ep.cfg.WriteWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readLoop runs in the HTTP handler's goroutine until the socket fails.
+func (c *Conn) readLoop(ctx context.Context) {
+	cfg := c.ep.cfg
+	c.ws.SetPongHandler(func(string) error {
+		c.lastSeen.Store(time.Now().UnixNano())
+		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	})
+	sem := make(chan struct{}, cfg.MaxInflight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		typ, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			c.closeFromReadError(err)
+			return
+		}
+		c.lastSeen.Store(time.Now().UnixNano())
+		if typ != websocket.TextMessage {
+			c.Close(websocket.CloseUnsupportedData, "binary frames are not supported; send JSON text frames")
+			return
+		}
+		env, err := protocol.Decode(frame)
+		if err != nil {
+			c.ep.m.messages.WithLabelValues("invalid", "in").Inc()
+			c.log.Warn("protocol violation from agent; closing link", "err", err)
+			c.Close(websocket.CloseProtocolError, "invalid frame")
+			return
+		}
+		c.ep.m.messages.WithLabelValues(metricType(env.Type), "in").Inc()
+		switch env.Type {
+		case protocol.TypeReply:
+			c.deliverReply(env)
+		case protocol.TypeCommand:
+			select {
+			case sem <- struct{}{}:
+			case <-c.quit:
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.handleCommand(ctx, env)
+			}()
+		case protocol.TypeHealthCheck:
+			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
+			c.reply(env.ID, r)
+		case protocol.TypeGoodbye:
+			var g protocol.Goodbye
+			_ = env.DecodePayload(&g)
+			c.log.Info("agent said goodbye", "reason", g.Reason)
+			c.Close(websocket.CloseNormalClosure, "goodbye")
+			return
+		case protocol.TypeHello:
+			c.Close(websocket.CloseProtocolError, "hello sent twice")
+			return
+		default:
+			if env.ID != "" {
+				c.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, "message type "+string(env.Type)+" is not supported by this hub"))
+			}
+		}
+	}
+}
+
+func metricType(t protocol.Type) string {
+	if t.Known() {
+		return string(t)
+	}
+	return "unknown"
+}
+
+func (c *Conn) closeFromReadError(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		c.Close(websocket.CloseNormalClosure, "peer closed")
+	case isTimeout(err):
+		c.log.Warn("agent silent past the pong deadline; closing link", "pong_wait", c.ep.cfg.PongWait)
+		c.Close(websocket.CloseAbnormalClosure, "silent")
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.log.Warn("agent sent a frame over the read limit; closing link", "limit", c.ep.cfg.MaxFrameBytes)
+		c.Close(websocket.CloseMessageTooBig, "frame exceeds 4 MiB")
+	default:
+		c.Close(websocket.CloseAbnormalClosure, "read failed")
+	}
+	c.log.Debug("link read ended", "err", err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *Conn) deliverReply(env *protocol.Envelope) {
+	c.mu.Lock()
+	ch, ok := c.pending[env.ReplyTo]
+	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("reply for unknown or expired command", "reply_to", env.ReplyTo)
+		return
+	}
+	select {
+	case ch <- env:
+	default: // a duplicate reply; the first one won
+	}
+}
+
+func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
+	var cmd protocol.Command
+	if err := env.DecodePayload(&cmd); err != nil {
+		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, err.Error()))
+		return
+	}
+	h, ok := c.ep.handlers[cmd.Op]
+	if !ok {
+		c.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this hub"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.ep.cfg.CallTimeout)
+	defer cancel()
+	out, err := h(ctx, c.peer, cmd.Body)
+	if err != nil {
+		code := protocol.CodeOf(err)
+		msg := err.Error()
+		if code == protocol.CodeInternal {
+			c.log.Error("command failed", "op", cmd.Op, "err", err)
+			msg = "internal error; the hub logged the details"
+		}
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			msg = pe.Message
+		}
+		c.reply(env.ID, protocol.ErrorReply(code, msg))
+		return
+	}
+	r, err := protocol.OKReply(out)
+	if err != nil {
+		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInternal, err.Error()))
+		return
+	}
+	c.reply(env.ID, r)
+}
+
+func (c *Conn) reply(to string, r *protocol.Reply) {
+	env, err := protocol.New(protocol.TypeReply, c.nextID(), to, r)
+	if err != nil {
+		c.log.Error("encode reply", "err", err)
+		return
+	}
+	_ = c.enqueue(env)
+}

@@ -1,0 +1,41 @@
+package link
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	connected         prometheus.Gauge
+	messages          *prometheus.CounterVec
+	handshakeFailures *prometheus.CounterVec
+	disconnects       *prometheus.CounterVec
+	callDuration      *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "agents_connected",
+			Help: "Agent links currently connected to this hub (after hello).",
+		}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_messages_total",
+			Help: "Link messages by type and direction (in = from agents, out = to agents).",
+		}, []string{"type", "direction"}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_handshake_failures_total",
+			Help: "Refused link attempts by reason (unauthorized, origin, upgrade, hello).",
+		}, []string{"reason"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_disconnects_total",
+			Help: "Closed agent links by reason.",
+		}, []string{"reason"}),
+		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_call_duration_seconds",
+			Help:    "Time from sending a command to an agent until its reply, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}, []string{"op"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration)
+	}
+	return m
+}

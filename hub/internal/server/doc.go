@@ -1,0 +1,7 @@
+// Package server is the hub's composition root. It opens the store, builds
+// the fleet, the link endpoint, the promotion service and the REST API, owns
+// the HTTP server and the Prometheus registry, and shuts them down in order:
+// stop accepting, say goodbye to agents, drain, close the store.
+//
+// Nothing imports server except cmd/ferry-hub and the hub's end-to-end tests.
+package server

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ferry.dev/hub/internal/api"
+	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/config"
+	"ferry.dev/hub/internal/fleet"
+	"ferry.dev/hub/internal/ids"
+	"ferry.dev/hub/internal/link"
+	"ferry.dev/hub/internal/state"
+	"ferry.dev/hub/internal/store"
+)
+
+// Version is the hub's build version.
+var Version = "0.1.0"
+
+// Server is a running hub.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	store state.Store
+	link  *link.Endpoint
+	http  *http.Server
+	ln    net.Listener
+
+	wg      sync.WaitGroup // background goroutines
+	cancel  context.CancelFunc
+	serveCh chan error
+}
+
+// New validates the configuration; Start does the work.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		return nil, errors.New("server: logger is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}, nil
+}
+
+// Addr is the listening address once started.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Start opens the store, bootstraps the admin token, listens and serves.
+func (s *Server) Start(ctx context.Context) error {
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, engine, err := s.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	s.store = store.Instrument(st, engine, s.reg)
+	if err := s.store.MarkAllOffline(ctx); err != nil {
+		return s.abort(fmt.Errorf("mark installations offline: %w", err))
+	}
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return s.abort(err)
+	}
+
+	presence := presence{}
+	fl, err := fleet.New(s.store, &presence, s.log, s.reg, fleet.Options{HubVersion: Version})
+	if err != nil {
+		return s.abort(err)
+	}
+	sess := &sessions{fleet: fl, log: s.log}
+	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version}, sess, s.log, s.reg)
+	if err != nil {
+		return s.abort(err)
+	}
+	presence.reg = ep.Registry()
+	s.link = ep
+
+	a, err := api.New(api.Deps{
+		Store: s.store, Fleet: fl, Link: ep,
+		Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
+		PublicURL: s.cfg.PublicURL, Logger: s.log,
+	})
+	if err != nil {
+		return s.abort(err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return s.abort(fmt.Errorf("listen on %s: %w (is another hub running?)", s.cfg.Listen, err))
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	_ = bg
+	s.serveCh = make(chan error, 1)
+	go func() { s.serveCh <- s.http.Serve(ln) }()
+	s.log.Info("hub started", "listen", ln.Addr().String(), "store", engine, "version", Version)
+	return nil
+}
+
+func (s *Server) abort(err error) error {
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+	return err
+}
+
+func (s *Server) openStore(ctx context.Context) (state.Store, string, error) {
+	if s.cfg.MongoURI != "" {
+		st, err := store.OpenMongo(ctx, s.cfg.MongoURI, store.MongoOptions{}, s.log)
+		if err != nil {
+			return nil, "", fmt.Errorf("open MongoDB store: %w", err)
+		}
+		return st, "mongodb", nil
+	}
+	st, err := store.OpenSQLite(ctx, s.cfg.DataDir, s.log)
+	if err != nil {
+		return nil, "", fmt.Errorf("open embedded store in %s: %w", s.cfg.DataDir, err)
+	}
+	return st, "sqlite", nil
+}
+
+// bootstrapAdmin makes sure the platform admin's token exists: the one from
+// FERRY_ADMIN_TOKEN, or one generated on first start and written to
+// <data-dir>/admin-token (0600).
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	tok := s.cfg.AdminToken
+	file := filepath.Join(s.cfg.DataDir, "admin-token")
+	generated := false
+	if tok == "" {
+		b, err := os.ReadFile(file)
+		switch {
+		case err == nil:
+			tok = strings.TrimSpace(string(b))
+		case errors.Is(err, os.ErrNotExist):
+			sec, err := auth.New(auth.KindAPIToken)
+			if err != nil {
+				return fmt.Errorf("generate admin token: %w", err)
+			}
+			tok, generated = string(sec), true
+			if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("create data dir: %w", err)
+			}
+			if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+				return fmt.Errorf("write %s: %w", file, err)
+			}
+		default:
+			return fmt.Errorf("read %s: %w", file, err)
+		}
+	}
+	err := s.store.CreateAPIToken(ctx, state.APIToken{ID: ids.New("tok"), Hash: auth.Hash(tok), Name: "platform admin", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
+	if err != nil && !errors.Is(err, state.ErrConflict) {
+		return fmt.Errorf("store admin token: %w", err)
+	}
+	if generated {
+		fmt.Fprintf(os.Stderr, "\nFerry admin token (shown once; also in %s):\n\n    %s\n\n", file, tok)
+	}
+	return nil
+}
+
+// Run starts the hub and serves until ctx ends, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-s.serveCh:
+		s.log.Error("HTTP server stopped unexpectedly", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// Shutdown stops accepting, closes agent links with a going-away code so they
+// reconnect to a peer, waits for in-flight work and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.log.Info("hub shutting down")
+	var errs []error
+	if err := s.link.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close agent links: %w", err))
+	}
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+	}
+	s.cancel()
+	s.wg.Wait()
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}

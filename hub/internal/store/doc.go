@@ -1,0 +1,30 @@
+// Package store implements state.Store, the hub's persistence contract, on
+// two engines: SQLite (OpenSQLite, the embedded default) and MongoDB
+// (OpenMongo). Instrument wraps either with Prometheus metrics.
+//
+// Correctness never depends on multi-document transactions or on
+// read-modify-write. Every race is settled by a unique key on an insert or by
+// a single-document conditional update:
+//
+//   - ConsumeLinkToken: SQLite updates the token only while used_at is NULL;
+//     MongoDB inserts a link_token_uses document keyed by the token id, and
+//     only the inserter wins.
+//   - CreatePromotion: a lock row keyed by (TargetEnvID, CrossID) is inserted
+//     before the promotion and deleted by UpdatePromotion on a terminal
+//     transition. A lock whose holder is terminal, or missing for longer than
+//     a minute (a crash between the two inserts), is stale: it is deleted by
+//     (key, holder) and the insert retried.
+//   - UpdatePromotion: one conditional update on (id, status IN From).
+//   - AppendAudit: the unique key (OrgID, Seq).
+//
+// Records are stored in UTC with millisecond precision (MongoDB's), so both
+// engines return what they were given, truncated to the millisecond. A zero
+// time stays zero, and an empty slice reads back as nil. Lists the contract
+// does not order are ordered by name (organizations, environments) or by
+// creation time then id (installations).
+//
+// Errors wrap state.ErrNotFound, state.ErrConflict or state.ErrUnavailable
+// (the engine cannot be reached or is closed), so callers use errors.Is.
+//
+// Every type here is safe for concurrent use.
+package store

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/hub/internal/state"
+)
+
+// Instrument returns s recording the duration and result of every
+// operation in ferry_hub_store_operation_duration_seconds{op,engine,result}
+// on reg. engine labels the series ("sqlite", "mongo"). Instrumenting
+// several stores on one registry shares the histogram.
+func Instrument(s state.Store, engine string, reg prometheus.Registerer) state.Store {
+	return &instrumented{s: s, engine: engine, m: newMetrics(reg)}
+}
+
+// instrumented is the state.Store returned by Instrument.
+type instrumented struct {
+	s      state.Store
+	engine string
+	m      *metrics
+}
+
+var _ state.Store = (*instrumented)(nil)
+
+// resultLabel classifies err for the result label.
+func resultLabel(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, state.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, state.ErrConflict):
+		return "conflict"
+	}
+	return "error"
+}
+
+// done records one operation that started at start and ended with *err.
+func (s *instrumented) done(op string, start time.Time, err *error) {
+	s.m.opDuration.WithLabelValues(op, s.engine, resultLabel(*err)).Observe(time.Since(start).Seconds())
+}
+
+// Close closes the wrapped store; it is not measured.
+func (s *instrumented) Close() error { return s.s.Close() }
+
+func (s *instrumented) Ping(ctx context.Context) (err error) {
+	defer s.done("Ping", time.Now(), &err)
+	return s.s.Ping(ctx)
+}
+
+func (s *instrumented) CreateOrg(ctx context.Context, o state.Org) (err error) {
+	defer s.done("CreateOrg", time.Now(), &err)
+	return s.s.CreateOrg(ctx, o)
+}
+
+func (s *instrumented) Org(ctx context.Context, idOrName string) (_ state.Org, err error) {
+	defer s.done("Org", time.Now(), &err)
+	return s.s.Org(ctx, idOrName)
+}
+
+func (s *instrumented) ListOrgs(ctx context.Context) (_ []state.Org, err error) {
+	defer s.done("ListOrgs", time.Now(), &err)
+	return s.s.ListOrgs(ctx)
+}
+
+func (s *instrumented) CreateEnvironment(ctx context.Context, e state.Environment) (err error) {
+	defer s.done("CreateEnvironment", time.Now(), &err)
+	return s.s.CreateEnvironment(ctx, e)
+}
+
+func (s *instrumented) Environment(ctx context.Context, orgID, idOrName string) (_ state.Environment, err error) {
+	defer s.done("Environment", time.Now(), &err)
+	return s.s.Environment(ctx, orgID, idOrName)
+}
+
+func (s *instrumented) ListEnvironments(ctx context.Context, orgID string) (_ []state.Environment, err error) {
+	defer s.done("ListEnvironments", time.Now(), &err)
+	return s.s.ListEnvironments(ctx, orgID)
+}
+
+func (s *instrumented) CreateLinkToken(ctx context.Context, t state.LinkToken) (err error) {
+	defer s.done("CreateLinkToken", time.Now(), &err)
+	return s.s.CreateLinkToken(ctx, t)
+}
+
+func (s *instrumented) ConsumeLinkToken(ctx context.Context, hash string, now time.Time) (_ state.LinkToken, err error) {
+	defer s.done("ConsumeLinkToken", time.Now(), &err)
+	return s.s.ConsumeLinkToken(ctx, hash, now)
+}
+
+func (s *instrumented) CreateInstallation(ctx context.Context, i state.Installation) (err error) {
+	defer s.done("CreateInstallation", time.Now(), &err)
+	return s.s.CreateInstallation(ctx, i)
+}
+
+func (s *instrumented) InstallationByCredential(ctx context.Context, hash string) (_ state.Installation, err error) {
+	defer s.done("InstallationByCredential", time.Now(), &err)
+	return s.s.InstallationByCredential(ctx, hash)
+}
+
+func (s *instrumented) Installation(ctx context.Context, id string) (_ state.Installation, err error) {
+	defer s.done("Installation", time.Now(), &err)
+	return s.s.Installation(ctx, id)
+}
+
+func (s *instrumented) ListInstallations(ctx context.Context, orgID string) (_ []state.Installation, err error) {
+	defer s.done("ListInstallations", time.Now(), &err)
+	return s.s.ListInstallations(ctx, orgID)
+}
+
+func (s *instrumented) UpdateInstallationSeen(ctx context.Context, id string, online bool, at time.Time, agentVersion, hostname string) (err error) {
+	defer s.done("UpdateInstallationSeen", time.Now(), &err)
+	return s.s.UpdateInstallationSeen(ctx, id, online, at, agentVersion, hostname)
+}
+
+func (s *instrumented) MarkAllOffline(ctx context.Context) (err error) {
+	defer s.done("MarkAllOffline", time.Now(), &err)
+	return s.s.MarkAllOffline(ctx)
+}
+
+func (s *instrumented) CreateAPIToken(ctx context.Context, t state.APIToken) (err error) {
+	defer s.done("CreateAPIToken", time.Now(), &err)
+	return s.s.CreateAPIToken(ctx, t)
+}
+
+func (s *instrumented) APITokenByHash(ctx context.Context, hash string) (_ state.APIToken, err error) {
+	defer s.done("APITokenByHash", time.Now(), &err)
+	return s.s.APITokenByHash(ctx, hash)
+}
+
+func (s *instrumented) CreatePromotion(ctx context.Context, p state.Promotion) (activeID string, err error) {
+	defer s.done("CreatePromotion", time.Now(), &err)
+	return s.s.CreatePromotion(ctx, p)
+}
+
+func (s *instrumented) Promotion(ctx context.Context, id string) (_ state.Promotion, err error) {
+	defer s.done("Promotion", time.Now(), &err)
+	return s.s.Promotion(ctx, id)
+}
+
+func (s *instrumented) ListPromotions(ctx context.Context, f state.PromotionFilter) (_ []state.Promotion, err error) {
+	defer s.done("ListPromotions", time.Now(), &err)
+	return s.s.ListPromotions(ctx, f)
+}
+
+func (s *instrumented) UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (_ state.Promotion, err error) {
+	defer s.done("UpdatePromotion", time.Now(), &err)
+	return s.s.UpdatePromotion(ctx, id, u)
+}
+
+func (s *instrumented) AppendAudit(ctx context.Context, e state.AuditEntry) (err error) {
+	defer s.done("AppendAudit", time.Now(), &err)
+	return s.s.AppendAudit(ctx, e)
+}
+
+func (s *instrumented) LastAudit(ctx context.Context, orgID string) (_ state.AuditEntry, err error) {
+	defer s.done("LastAudit", time.Now(), &err)
+	return s.s.LastAudit(ctx, orgID)
+}
+
+func (s *instrumented) ListAudit(ctx context.Context, f state.AuditFilter) (_ []state.AuditEntry, err error) {
+	defer s.done("ListAudit", time.Now(), &err)
+	return s.s.ListAudit(ctx, f)
+}
