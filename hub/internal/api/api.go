@@ -9,7 +9,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/fleet"
+	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
 )
 
@@ -34,10 +36,32 @@ type Fleet interface {
 
 var _ Fleet = (*fleet.Fleet)(nil)
 
+// Promotions is the promotion workflow.
+type Promotions interface {
+	CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv, requester string) (state.Promotion, error)
+	Get(ctx context.Context, orgID, id string) (state.Promotion, error)
+	List(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
+	Cancel(ctx context.Context, orgID, id, actor string) (state.Promotion, error)
+	Waiting(p state.Promotion) bool
+}
+
+// Audit is the audit trail.
+type Audit interface {
+	List(ctx context.Context, f state.AuditFilter) ([]state.AuditEntry, error)
+	Verify(ctx context.Context, orgID string) (*audit.Break, int64, error)
+}
+
+var (
+	_ Promotions = (*promotion.Service)(nil)
+	_ Audit      = (*audit.Trail)(nil)
+)
+
 // Deps are the API's collaborators.
 type Deps struct {
-	Store     Store
-	Fleet     Fleet
+	Store      Store
+	Fleet      Fleet
+	Promotions Promotions
+	Audit      Audit
 	Link      http.Handler // the agents' WebSocket endpoint
 	Metrics   http.Handler // Prometheus exposition
 	PublicURL string       // how agents reach the hub, for the agent command line
@@ -46,8 +70,10 @@ type Deps struct {
 
 // API is the hub's REST API.
 type API struct {
-	store     Store
-	fleet     Fleet
+	store      Store
+	fleet      Fleet
+	promotions Promotions
+	audit      Audit
 	publicURL string
 	log       *slog.Logger
 	router    *gin.Engine
@@ -58,11 +84,11 @@ const MaxBodyBytes = 1 << 20
 
 // New builds the API and its router.
 func New(d Deps) (*API, error) {
-	if d.Store == nil || d.Fleet == nil || d.Link == nil || d.Metrics == nil || d.Logger == nil {
-		return nil, errors.New("api: store, fleet, link, metrics and logger are required")
+	if d.Store == nil || d.Fleet == nil || d.Promotions == nil || d.Audit == nil || d.Link == nil || d.Metrics == nil || d.Logger == nil {
+		return nil, errors.New("api: store, fleet, promotions, audit, link, metrics and logger are required")
 	}
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{store: d.Store, fleet: d.Fleet, publicURL: d.PublicURL, log: d.Logger.With("component", "api")}
+	a := &API{store: d.Store, fleet: d.Fleet, promotions: d.Promotions, audit: d.Audit, publicURL: d.PublicURL, log: d.Logger.With("component", "api")}
 	r := gin.New()
 	r.Use(gin.Recovery(), a.limitBody)
 	r.HandleMethodNotAllowed = true
@@ -84,6 +110,12 @@ func New(d Deps) (*API, error) {
 	org.GET("/environments", a.listEnvironments)
 	org.POST("/environments/:env/link-tokens", a.requireOrgAdmin, a.createLinkToken)
 	org.GET("/installations", a.listInstallations)
+	org.POST("/promotions", a.createPromotion)
+	org.GET("/promotions", a.listPromotions)
+	org.GET("/promotions/:id", a.getPromotion)
+	org.POST("/promotions/:id/_cancel", a.cancelPromotion)
+	org.GET("/audit", a.listAudit)
+	org.GET("/audit/_verify", a.verifyAudit)
 	a.router = r
 	return a, nil
 }

@@ -20,12 +20,12 @@ import (
 // means renaming it here and in deploy/.
 var metricContract = map[string]string{
 	"ferry_hub_agents_connected":                 "gauge",
-	"ferry_hub_link_handshake_failures_total":    "counter",
+	"ferry_hub_link_handshake_failures_total":    "counter", // label reason
 	"ferry_hub_promotions_waiting":               "gauge",
 	"ferry_hub_promotions_total":                 "counter", // label status; "ERROR" on failure
 	"ferry_hub_store_operation_duration_seconds": "histogram",
-	"ferry_agent_link_state":                     "gauge", // 0 closed, 1 connecting, 2 connected, 3 draining
-	"ferry_agent_apim_request_duration_seconds":  "histogram", // label code: HTTP status
+	"ferry_agent_link_state":                     "gauge",     // 0 closed, 1 connecting, 2 connected, 3 draining
+	"ferry_agent_apim_request_duration_seconds":  "histogram", // label code: HTTP status or "error"
 }
 
 var metricRef = regexp.MustCompile(`\bferry_[a-z0-9_]+`)
@@ -219,7 +219,7 @@ var wantAlerts = []struct {
 	{"FerryLinkHandshakeFailures", "ferry_hub_link_handshake_failures_total", []string{"rate("}, 5 * time.Minute},
 	{"FerryPromotionsWaiting", "ferry_hub_promotions_waiting", []string{"> 0"}, 15 * time.Minute},
 	{"FerryPromotionErrors", "ferry_hub_promotions_total", []string{`status="ERROR"`}, 0},
-	{"FerryAgentApimErrors", "ferry_agent_apim_request_duration_seconds", []string{`code=~"5.."`}, 5 * time.Minute},
+	{"FerryAgentApimErrors", "ferry_agent_apim_request_duration_seconds", []string{`code=~"5..|error"`}, 5 * time.Minute},
 	{"FerryHubStoreSlow", "ferry_hub_store_operation_duration_seconds", []string{"histogram_quantile(0.99", "_bucket"}, 5 * time.Minute},
 }
 

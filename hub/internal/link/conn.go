@@ -152,25 +152,32 @@ func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMess
 	if err := c.enqueue(env); err != nil {
 		return nil, err
 	}
+	var rep *protocol.Envelope
 	select {
-	case rep := <-ch:
-		c.ep.m.callDuration.WithLabelValues(string(op)).Observe(time.Since(start).Seconds())
-		var r protocol.Reply
-		if err := rep.DecodePayload(&r); err != nil {
-			return nil, protocol.Errorf(protocol.CodeInternal, err.Error())
-		}
-		if r.Status == protocol.StatusError {
-			return nil, r.Error
-		}
-		return r.Body, nil
+	case rep = <-ch:
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, protocol.Errorf(protocol.CodeTimeout, fmt.Sprintf("agent did not answer %s in time", op))
 		}
 		return nil, ctx.Err()
-	case <-c.done:
-		return nil, ErrClosed
+	case <-c.quit:
+		// Fail at once: the writer may still be blocked on a slow socket for
+		// up to WriteWait, and done waits for it.
+		select {
+		case rep = <-ch:
+		default:
+			return nil, ErrClosed
+		}
 	}
+	c.ep.m.callDuration.WithLabelValues(string(op)).Observe(time.Since(start).Seconds())
+	var r protocol.Reply
+	if err := rep.DecodePayload(&r); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInternal, err.Error())
+	}
+	if r.Status == protocol.StatusError {
+		return nil, r.Error
+	}
+	return r.Body, nil
 }
 
 // writeLoop owns every write on the socket.
@@ -232,6 +239,9 @@ func (c *Conn) readLoop(ctx context.Context) {
 	sem := make(chan struct{}, cfg.MaxInflight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Handlers of the agent's commands end with the link, before wg.Wait.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 		typ, frame, err := c.ws.ReadMessage()

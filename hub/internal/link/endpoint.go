@@ -243,6 +243,13 @@ func (e *Endpoint) serve(c *Conn) {
 		old.log.Info("link superseded by a newer connection of the same installation")
 		old.Close(websocket.ClosePolicyViolation, "superseded by a newer connection")
 	}
+	// A Shutdown that began during the hello did not see c in the registry.
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if closing {
+		c.goodbye()
+	}
 	e.m.connected.Inc()
 	c.log.Info("agent connected")
 	writerDone := make(chan struct{})
@@ -276,12 +283,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
 	e.mu.Unlock()
-	e.registry.Each(func(c *Conn) {
-		if env, err := protocol.New(protocol.TypeGoodbye, "", "", &protocol.Goodbye{Reason: "hub shutting down", Reconnect: true}); err == nil {
-			_ = c.enqueue(env)
-		}
-		c.Close(websocket.CloseServiceRestart, "hub shutting down")
-	})
+	e.registry.Each((*Conn).goodbye)
 	done := make(chan struct{})
 	go func() {
 		e.wg.Wait()
@@ -294,6 +296,14 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// goodbye asks the agent to reconnect and closes the link.
+func (c *Conn) goodbye() {
+	if env, err := protocol.New(protocol.TypeGoodbye, "", "", &protocol.Goodbye{Reason: "hub shutting down", Reconnect: true}); err == nil {
+		_ = c.enqueue(env)
+	}
+	c.Close(websocket.CloseServiceRestart, "hub shutting down")
 }
 
 func bearer(h string) (string, bool) {

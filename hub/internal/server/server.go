@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ferry.dev/hub/internal/api"
+	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/auth"
 	"ferry.dev/hub/internal/config"
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/ids"
 	"ferry.dev/hub/internal/link"
+	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/hub/internal/store"
 )
@@ -80,16 +82,28 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(err)
 	}
-	sess := &sessions{fleet: fl, log: s.log}
+	index := newEnvIndex()
+	sess := &sessions{fleet: fl, log: s.log, index: index}
 	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version}, sess, s.log, s.reg)
 	if err != nil {
 		return s.abort(err)
 	}
 	presence.reg = ep.Registry()
+	index.reg = ep.Registry()
 	s.link = ep
+	trail, err := audit.New(s.store, s.log, s.reg, nil)
+	if err != nil {
+		return s.abort(err)
+	}
+	promos, err := promotion.New(s.store, index, trail, s.log, s.reg, promotion.Options{Retry: s.cfg.Redelivery})
+	if err != nil {
+		return s.abort(err)
+	}
+	sess.promotions = promos
+	registerLinkOps(ep, promos)
 
 	a, err := api.New(api.Deps{
-		Store: s.store, Fleet: fl, Link: ep,
+		Store: s.store, Fleet: fl, Link: ep, Promotions: promos, Audit: trail,
 		Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
 		PublicURL: s.cfg.PublicURL, Logger: s.log,
 	})
@@ -111,7 +125,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	_ = bg
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = promos.Run(bg)
+	}()
 	s.serveCh = make(chan error, 1)
 	go func() { s.serveCh <- s.http.Serve(ln) }()
 	s.log.Info("hub started", "listen", ln.Addr().String(), "store", engine, "version", Version)

@@ -7,15 +7,17 @@ import (
 
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/link"
+	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/shared/protocol"
 )
 
 // sessions adapts the fleet to the link endpoint, so neither imports the
 // other.
 type sessions struct {
-	fleet     *fleet.Fleet
-	log       *slog.Logger
-	onConnect func(p link.Peer) // optional; called after a link is up
+	fleet      *fleet.Fleet
+	log        *slog.Logger
+	index      *envIndex
+	promotions *promotion.Service // set before serving
 }
 
 var _ link.Sessions = (*sessions)(nil)
@@ -33,15 +35,15 @@ func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*
 }
 
 func (s *sessions) Connected(ctx context.Context, c *link.Conn) {
-	if s.onConnect != nil {
-		s.onConnect(c.Peer())
-	}
+	s.index.add(c.Peer())
+	s.promotions.Kick() // deliver what waited for this agent
 }
 
 func (s *sessions) Disconnected(c *link.Conn, primary bool) {
 	if !primary {
 		return
 	}
+	s.index.remove(c.Peer())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p := c.Peer()

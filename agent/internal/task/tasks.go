@@ -1,0 +1,385 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/definition"
+	"ferry.dev/agent/internal/taskstore"
+	"ferry.dev/shared/protocol"
+)
+
+// Actions a Plan may announce.
+const (
+	ActionCreate  = "create"
+	ActionUpdate  = "update"
+	ActionUnknown = "unknown" // APIM could not be asked; Plan.Detail says why
+)
+
+// How an existing target API was found.
+const (
+	MatchedByCrossID   = "crossId"
+	MatchedByPrevious  = "previous_promotion"
+	maxReasonBytes     = 1024
+	maxActorBytes      = 256
+	maxDefinitionBytes = protocol.MaxFrameBytes - 64<<10 // room for the envelope
+)
+
+// Plan says what accepting a pending task would do in the local APIM.
+type Plan struct {
+	// Action is ActionCreate, ActionUpdate or ActionUnknown.
+	Action string
+	// ExistingAPIID and ExistingAPIName name the API an update would
+	// change. Empty for a create.
+	ExistingAPIID   string
+	ExistingAPIName string
+	// MatchedBy says how the existing API was found: MatchedByCrossID or
+	// MatchedByPrevious. Empty for a create.
+	MatchedBy string
+	// Detail says why Action is unknown. Empty otherwise.
+	Detail string
+}
+
+// Detail is a task with what the admin needs to decide on it.
+type Detail struct {
+	Task taskstore.Task
+	// Plan is set for a pending task.
+	Plan *Plan
+	// Decision is set for a decided task.
+	Decision *taskstore.Decision
+}
+
+// HandleDeliver answers OpDeliverPromotion: it stores the promotion as a
+// pending task and only then answers ok. A duplicate delivery answers ok and
+// stores nothing.
+func (r *Runner) HandleDeliver(ctx context.Context, body json.RawMessage) (any, error) {
+	var p protocol.Promotion
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, "malformed promotion: "+err.Error())
+	}
+	if err := p.Validate(); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, err.Error())
+	}
+	if len(p.Definition) == 0 {
+		return nil, protocol.Errorf(protocol.CodeInvalid, "promotion "+p.ID+" carries no definition")
+	}
+	if h := r.hub.Hello(); h != nil && !slices.ContainsFunc(h.Environments, func(e protocol.Environment) bool { return e.ID == p.TargetEnvID }) {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "this agent does not serve environment "+p.TargetEnvID)
+	}
+	// The source sanitized the definition already; doing it again here
+	// guarantees that no member, group or source id reaches this APIM
+	// whatever the source sent.
+	san, err := definition.Sanitize(p.Definition, p.CrossID)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, "promotion "+p.ID+": "+err.Error())
+	}
+	if p.CrossID != "" && san.CrossID != p.CrossID {
+		return nil, protocol.Errorf(protocol.CodeInvalid, fmt.Sprintf("promotion %s: the definition's crossId %s is not the promotion's %s", p.ID, san.CrossID, p.CrossID))
+	}
+	t := taskstore.Task{
+		ID: p.ID, OrgID: p.OrgID, SourceEnvID: p.SourceEnvID, SourceEnvName: p.SourceEnv,
+		TargetEnvID: p.TargetEnvID, TargetEnvName: p.TargetEnv, APIID: p.APIID, CrossID: san.CrossID,
+		APIName: p.APIName, APIVersion: p.APIVersion, Requester: p.Requester, Definition: san.JSON,
+		RequestedAt: p.CreatedAt, ReceivedAt: r.now().UTC(),
+	}
+	if t.APIName == "" {
+		t.APIName = san.Name
+	}
+	if t.APIVersion == "" {
+		t.APIVersion = san.Version
+	}
+	added, err := r.store.AddTask(ctx, t)
+	if err != nil {
+		return nil, r.storeErr("add task", err)
+	}
+	if err := r.store.UpsertPromotions(ctx, fromWire(p)); err != nil {
+		r.log.Warn("could not update the local promotions view", "promotion_id", p.ID, "err", err)
+	}
+	if added {
+		r.log.Info("promotion task raised", "task_id", p.ID, "api", t.APIName, "cross_id", t.CrossID, "from", p.SourceEnv, "requester", p.Requester)
+		r.refreshGauges(ctx)
+	} else {
+		r.log.Debug("duplicate promotion delivery ignored", "task_id", p.ID)
+	}
+	return nil, nil
+}
+
+// Tasks returns the pending tasks, oldest first, without definitions.
+func (r *Runner) Tasks(ctx context.Context) ([]taskstore.Task, error) {
+	list, err := r.store.Tasks(ctx, taskstore.StatePending)
+	if err != nil {
+		return nil, r.storeErr("list tasks", err)
+	}
+	return list, nil
+}
+
+// Task returns a task with its definition, plus, while it is pending, what
+// accepting it would do, or, once decided, the decision.
+func (r *Runner) Task(ctx context.Context, id string) (Detail, error) {
+	t, err := r.store.Task(ctx, id)
+	if err != nil {
+		return Detail{}, r.storeErr("read task", err)
+	}
+	d := Detail{Task: t}
+	switch t.State {
+	case taskstore.StatePending:
+		p := r.plan(ctx, t.CrossID)
+		d.Plan = &p
+	case taskstore.StateDecided:
+		dec, err := r.store.Decision(ctx, id)
+		if err != nil {
+			return Detail{}, r.storeErr("read decision", err)
+		}
+		d.Decision = &dec
+	}
+	return d, nil
+}
+
+// plan looks up the API that accepting a task of crossID would update.
+func (r *Runner) plan(ctx context.Context, crossID string) Plan {
+	api, how, found, err := r.target(ctx, crossID)
+	switch {
+	case err != nil:
+		return Plan{Action: ActionUnknown, Detail: "could not look the API up in APIM: " + clip(err.Error(), maxReasonBytes)}
+	case found:
+		return Plan{Action: ActionUpdate, ExistingAPIID: api.ID, ExistingAPIName: api.Name, MatchedBy: how}
+	}
+	return Plan{Action: ActionCreate}
+}
+
+// target finds the API that a promotion of crossID updates: the API with
+// that crossId, or else the API that an earlier accepted promotion of the
+// same crossId created or updated here, if it still exists.
+func (r *Runner) target(ctx context.Context, crossID string) (apim.API, string, bool, error) {
+	api, found, err := r.apim.FindByCrossID(ctx, crossID)
+	if err != nil {
+		return apim.API{}, "", false, err
+	}
+	if found {
+		return api, MatchedByCrossID, true, nil
+	}
+	prev, ok, err := r.store.LastAcceptedAPI(ctx, crossID)
+	if err != nil || !ok {
+		return apim.API{}, "", false, err
+	}
+	api, err = r.apim.GetAPI(ctx, prev)
+	switch {
+	case apim.IsNotFound(err):
+		return apim.API{}, "", false, nil
+	case err != nil:
+		return apim.API{}, "", false, err
+	}
+	return api, MatchedByPrevious, true, nil
+}
+
+// Accept records the admin's acceptance of a pending task, imports its
+// definition into APIM and stores the decision, which Run then reports. It
+// returns the decision; an import failure is a decision with outcome ERROR,
+// not an error. If the work is interrupted (shutdown) the task stays
+// ACCEPTING and is resumed on the next start.
+func (r *Runner) Accept(ctx context.Context, id, actor string) (taskstore.Decision, error) {
+	if actor == "" || len(actor) > maxActorBytes {
+		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "actor is required (at most 256 bytes)")
+	}
+	if !r.claim(id) {
+		return taskstore.Decision{}, protocol.Errorf(protocol.CodeConflict, "task "+id+" is being accepted")
+	}
+	defer r.release(id)
+	t, err := r.store.BeginAccept(ctx, id, actor, r.now().UTC())
+	if err != nil {
+		return taskstore.Decision{}, r.storeErr("begin accept", err)
+	}
+	r.refreshGauges(ctx)
+	r.log.Info("task accepted; importing", "task_id", id, "actor", actor, "cross_id", t.CrossID)
+	actx, cancel := r.applyContext(ctx)
+	defer cancel()
+	d, err := r.apply(actx, t)
+	if err != nil {
+		if actx.Err() != nil {
+			return taskstore.Decision{}, protocol.Errorf(protocol.CodeUnavailable, "the import was interrupted; the agent resumes it on its next start")
+		}
+		return taskstore.Decision{}, r.storeErr("accept", err)
+	}
+	return d, nil
+}
+
+// apply runs steps 2–4 of an accept for a task that is ACCEPTING. It returns
+// an error only when the task stays ACCEPTING (context ended, store failed);
+// APIM failures become an ERROR decision.
+func (r *Runner) apply(ctx context.Context, t taskstore.Task) (taskstore.Decision, error) {
+	res, created, ierr := r.importDef(ctx, t)
+	if ctx.Err() != nil {
+		return taskstore.Decision{}, ctx.Err()
+	}
+	var local *localError
+	if errors.As(ierr, &local) {
+		return taskstore.Decision{}, local.err
+	}
+	d := taskstore.Decision{PromotionID: t.ID, CrossID: t.CrossID, Actor: t.Actor, DecidedAt: t.DecidedAt}
+	if d.DecidedAt.IsZero() {
+		d.DecidedAt = r.now().UTC()
+	}
+	if ierr == nil && res.ID == "" {
+		ierr = errors.New("APIM answered the import without the API's id")
+	}
+	if ierr != nil {
+		d.Outcome = taskstore.OutcomeFailed
+		d.Reason = clip("import into APIM failed: "+ierr.Error(), maxReasonBytes)
+	} else {
+		d.Outcome, d.TargetAPIID, d.Created = taskstore.OutcomeAccepted, res.ID, created
+	}
+	if err := r.store.Decide(ctx, d, taskstore.StateAccepting, r.now().UTC()); err != nil {
+		return taskstore.Decision{}, err
+	}
+	switch {
+	case ierr != nil:
+		r.m.imports.WithLabelValues("failed").Inc()
+		r.log.Warn("import failed; the promotion ends in ERROR", "task_id", t.ID, "cross_id", t.CrossID, "err", ierr)
+	case created:
+		r.m.imports.WithLabelValues("created").Inc()
+		r.log.Info("API created from promotion", "task_id", t.ID, "api_id", res.ID, "cross_id", t.CrossID)
+	default:
+		r.m.imports.WithLabelValues("updated").Inc()
+		r.log.Info("API updated from promotion", "task_id", t.ID, "api_id", res.ID, "cross_id", t.CrossID)
+	}
+	r.m.decisions.WithLabelValues(outcomeLabel(d.Outcome)).Inc()
+	r.refreshGauges(ctx)
+	r.kick()
+	d.ReportState = taskstore.ReportPending
+	return d, nil
+}
+
+// localError marks a failure of the agent's own store during an import: the
+// task stays ACCEPTING and is resumed, instead of ending in ERROR.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+
+// importDef updates the target API of t if there is one and creates it
+// otherwise. created is true when this task created the API, including when
+// an earlier, interrupted attempt did.
+func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, bool, error) {
+	api, how, found, err := r.target(ctx, t.CrossID)
+	if err != nil {
+		if errors.Is(err, taskstore.ErrNotFound) || isStoreErr(err) {
+			return apim.API{}, false, &localError{err}
+		}
+		return apim.API{}, false, err
+	}
+	if found {
+		res, err := r.apim.ImportUpdate(ctx, api.ID, t.Definition)
+		if err == nil && res.ID == "" {
+			res.ID = api.ID
+		}
+		// A resumed accept whose create went through finds the API by
+		// crossId: this task created it.
+		return res, t.CreateAttempted && how == MatchedByCrossID, err
+	}
+	if err := r.store.MarkCreateAttempt(ctx, t.ID, r.now().UTC()); err != nil {
+		return apim.API{}, false, &localError{err}
+	}
+	res, err := r.apim.ImportCreate(ctx, t.Definition)
+	if errors.Is(err, apim.ErrOutcomeUnknown) && ctx.Err() == nil {
+		// The create may have been applied: look before deciding.
+		if a, ok, ferr := r.apim.FindByCrossID(ctx, t.CrossID); ferr == nil && ok {
+			r.log.Warn("APIM's answer to the create was lost but the API exists; continuing", "task_id", t.ID, "api_id", a.ID)
+			return a, true, nil
+		}
+	}
+	return res, true, err
+}
+
+// isStoreErr reports whether err came from the local store rather than from
+// APIM. LastAcceptedAPI wraps its errors with this text.
+func isStoreErr(err error) bool {
+	var ae *apim.Error
+	return !errors.As(err, &ae) && !errors.Is(err, apim.ErrUnreachable) && !errors.Is(err, apim.ErrAmbiguousCrossID) && errors.Is(err, errStore)
+}
+
+// errStore tags store errors returned through target.
+var errStore = errors.New("local store")
+
+// Reject records the admin's rejection of a pending task. APIM is not
+// touched. The decision is stored, then reported by Run.
+func (r *Runner) Reject(ctx context.Context, id, actor, reason string) (taskstore.Decision, error) {
+	if actor == "" || len(actor) > maxActorBytes {
+		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "actor is required (at most 256 bytes)")
+	}
+	if len(reason) > maxReasonBytes || !utf8.ValidString(reason) {
+		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "reason must be UTF-8 text of at most 1024 bytes")
+	}
+	t, err := r.store.Task(ctx, id)
+	if err != nil {
+		return taskstore.Decision{}, r.storeErr("read task", err)
+	}
+	if t.State != taskstore.StatePending {
+		return taskstore.Decision{}, r.storeErr("reject", &taskstore.StateError{ID: id, State: t.State})
+	}
+	now := r.now().UTC()
+	d := taskstore.Decision{PromotionID: id, CrossID: t.CrossID, Outcome: taskstore.OutcomeRejected, Actor: actor, Reason: reason, DecidedAt: now}
+	if err := r.store.Decide(ctx, d, taskstore.StatePending, now); err != nil {
+		return taskstore.Decision{}, r.storeErr("reject", err)
+	}
+	r.log.Info("task rejected", "task_id", id, "actor", actor)
+	r.m.decisions.WithLabelValues(outcomeLabel(d.Outcome)).Inc()
+	r.refreshGauges(ctx)
+	r.kick()
+	d.ReportState = taskstore.ReportPending
+	return d, nil
+}
+
+// HandleCancel answers OpCancelPromotion: a pending task is withdrawn. A task
+// the admin already accepted or decided gives conflict; an unknown or already
+// cancelled one answers ok.
+func (r *Runner) HandleCancel(ctx context.Context, body json.RawMessage) (any, error) {
+	var c protocol.CancelRequest
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, "malformed cancel: "+err.Error())
+	}
+	if err := c.Validate(); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, err.Error())
+	}
+	changed, err := r.store.Cancel(ctx, c.PromotionID, "cancelled at the hub", r.now().UTC())
+	var se *taskstore.StateError
+	switch {
+	case errors.Is(err, taskstore.ErrNotFound):
+		r.log.Debug("cancel for a promotion with no task here", "promotion_id", c.PromotionID)
+		return nil, nil
+	case errors.As(err, &se):
+		return nil, protocol.Errorf(protocol.CodeConflict, fmt.Sprintf("task %s is %s; its decision will be reported", se.ID, stateWord(se.State)))
+	case err != nil:
+		return nil, r.storeErr("cancel", err)
+	}
+	if changed {
+		r.log.Info("promotion task withdrawn by the hub", "task_id", c.PromotionID)
+		r.refreshGauges(ctx)
+	}
+	return nil, nil
+}
+
+func outcomeLabel(o taskstore.Outcome) string {
+	switch o {
+	case taskstore.OutcomeAccepted:
+		return "accepted"
+	case taskstore.OutcomeRejected:
+		return "rejected"
+	}
+	return "error"
+}
+
+// clip shortens s to at most n bytes without splitting a rune.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTwoInstallationsOnline is what `make run` promises: a hub with two
+// linked installations online, visible on the installations endpoint and in
+// the metrics.
+func TestTwoInstallationsOnline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h.setupOrg(t, "demo", "Dev", "Prod")
+	dev, prod := startAPIM(t, ""), startAPIM(t, "")
+	startAgent(t, h, dev, filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
+	startAgent(t, h, prod, filepath.Join(dir, "prod"), h.linkToken(t, "demo", "Prod"))
+
+	waitFor(t, 15*time.Second, "two installations online", func() bool { return h.online(t, "demo") == 2 })
+	if got := metric(t, h.url, "ferry_hub_agents_connected"); got != 2 {
+		t.Errorf("ferry_hub_agents_connected = %v, want 2", got)
+	}
+	names := map[string]bool{}
+	for _, i := range h.installations(t, "demo") {
+		if i.AgentVersion == "" || len(i.Environments) != 1 {
+			t.Errorf("installation %+v lacks version or environment", i)
+			continue
+		}
+		names[i.Environments[0].Name] = true
+	}
+	if !names["Dev"] || !names["Prod"] {
+		t.Errorf("installations serve %v, want Dev and Prod", names)
+	}
+}
+
+// TestLinkTokenOnce: a link token links one agent; presenting it again is
+// refused and creates nothing.
+func TestLinkTokenOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h.setupOrg(t, "acme", "Dev")
+	tok := h.linkToken(t, "acme", "Dev")
+	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "a1"), tok)
+	waitFor(t, 15*time.Second, "first agent online", func() bool { return h.online(t, "acme") == 1 })
+
+	st := doJSON(t, "POST", h.url+"/api/v1/link/enroll", tok, map[string]string{"agentVersion": "x"}, nil)
+	if st != http.StatusUnauthorized {
+		t.Errorf("second use of a link token: status %d, want 401", st)
+	}
+	if n := len(h.installations(t, "acme")); n != 1 {
+		t.Errorf("%d installations after a refused reuse, want 1", n)
+	}
+}
+
+// TestHubRestartAgentsReturn: after the hub is killed and started again, the
+// agents reconnect on their own.
+func TestHubRestartAgentsReturn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	h := startHub(t, addr, filepath.Join(dir, "hub"))
+	h.setupOrg(t, "demo", "Dev", "Prod")
+	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
+	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "prod"), h.linkToken(t, "demo", "Prod"))
+	waitFor(t, 15*time.Second, "two online", func() bool { return h.online(t, "demo") == 2 })
+
+	h.kill()
+	h2 := startHub(t, addr, filepath.Join(dir, "hub"))
+	if n := metric(t, h2.url, "ferry_hub_agents_connected"); n > 2 {
+		t.Fatalf("agents_connected = %v", n)
+	}
+	waitFor(t, 45*time.Second, "agents back online after hub restart", func() bool { return h2.online(t, "demo") == 2 })
+}
+
+// TestSilentAgentGoesOffline: an agent that stops answering (SIGSTOP) is
+// shown offline within 40 s, with the default link timing.
+func TestSilentAgentGoesOffline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h.setupOrg(t, "demo", "Dev")
+	ag := startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
+	waitFor(t, 15*time.Second, "online", func() bool { return h.online(t, "demo") == 1 })
+
+	ag.signal(syscall.SIGSTOP)
+	defer ag.signal(syscall.SIGCONT)
+	took := waitFor(t, 40*time.Second, "silent agent shown offline", func() bool { return h.online(t, "demo") == 0 })
+	t.Logf("silent agent shown offline after %v", took.Round(time.Second))
+	if got := metric(t, h.url, "ferry_hub_agents_connected"); got != 0 {
+		t.Errorf("ferry_hub_agents_connected = %v after the agent went silent, want 0", got)
+	}
+	ag.signal(syscall.SIGCONT)
+	waitFor(t, 70*time.Second, "agent back online after SIGCONT", func() bool { return h.online(t, "demo") == 1 })
+}
+
+// TestBrowserOriginRefused: a page in a browser cannot open an agent link
+// even with a valid credential.
+func TestBrowserOriginRefused(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, freeAddr(t), filepath.Join(t.TempDir(), "hub"))
+	req, _ := http.NewRequest("GET", h.url+"/api/v1/link", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Authorization", "Bearer ferry_ic_whatever")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("browser origin: status %d, want 403", resp.StatusCode)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Type"), "problem+json") {
+		t.Errorf("refusal content type %q, want problem+json", resp.Header.Get("Content-Type"))
+	}
+}

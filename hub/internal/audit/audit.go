@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/hub/internal/state"
+)
+
+// Event names. Append-only.
+const (
+	PromotionCreated   = "PROMOTION_CREATED"
+	PromotionDelivered = "PROMOTION_DELIVERED"
+	PromotionAccepted  = "PROMOTION_ACCEPTED"
+	PromotionRejected  = "PROMOTION_REJECTED"
+	PromotionFailed    = "PROMOTION_FAILED"
+	PromotionCancelled = "PROMOTION_CANCELLED"
+	AccessDenied       = "ACCESS_DENIED"
+	DecisionConflict   = "PROMOTION_DECISION_CONFLICT"
+	PromotionRefused   = "PROMOTION_REFUSED"
+)
+
+// Store is the part of the hub store the trail uses.
+type Store interface {
+	AppendAudit(ctx context.Context, e state.AuditEntry) error
+	LastAudit(ctx context.Context, orgID string) (state.AuditEntry, error)
+	ListAudit(ctx context.Context, f state.AuditFilter) ([]state.AuditEntry, error)
+}
+
+// Event is what a caller records; the trail adds sequence, time and hashes.
+type Event struct {
+	OrgID       string
+	Event       string
+	Actor       string
+	EnvID       string
+	PromotionID string
+	Detail      string // human-readable; never secrets or definitions
+}
+
+// Trail appends to and verifies audit trails.
+type Trail struct {
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
+
+	mu    sync.Mutex             // guards locks
+	locks map[string]*sync.Mutex // organization id → append lock
+}
+
+// New builds a Trail. now may be nil (time.Now).
+func New(store Store, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Trail, error) {
+	if store == nil || log == nil {
+		return nil, errors.New("audit: store and logger are required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Trail{store: store, log: log.With("component", "audit"), now: now, m: newMetrics(reg), locks: map[string]*sync.Mutex{}}, nil
+}
+
+func (t *Trail) orgLock(org string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.locks[org]
+	if !ok {
+		l = &sync.Mutex{}
+		t.locks[org] = l
+	}
+	return l
+}
+
+// maxDetail bounds an entry's detail.
+const maxDetail = 2048
+
+// Record appends an event to its organization's trail.
+func (t *Trail) Record(ctx context.Context, ev Event) (state.AuditEntry, error) {
+	if ev.OrgID == "" || ev.Event == "" {
+		return state.AuditEntry{}, errors.New("audit: organization and event are required")
+	}
+	if len(ev.Detail) > maxDetail {
+		ev.Detail = ev.Detail[:maxDetail] + "…"
+	}
+	l := t.orgLock(ev.OrgID)
+	l.Lock()
+	defer l.Unlock()
+	for attempt := 0; ; attempt++ {
+		last, err := t.store.LastAudit(ctx, ev.OrgID)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return state.AuditEntry{}, fmt.Errorf("read audit tail: %w", err)
+		}
+		e := state.AuditEntry{
+			OrgID: ev.OrgID, Seq: last.Seq + 1, Time: t.now().UTC().Truncate(time.Millisecond), Event: ev.Event,
+			Actor: ev.Actor, EnvID: ev.EnvID, PromotionID: ev.PromotionID, Detail: ev.Detail, PrevHash: last.Hash,
+		}
+		e.Hash = Hash(e)
+		err = t.store.AppendAudit(ctx, e)
+		if err == nil {
+			t.m.entries.WithLabelValues(ev.Event).Inc()
+			return e, nil
+		}
+		if !errors.Is(err, state.ErrConflict) || attempt >= 20 {
+			t.m.failures.Inc()
+			return state.AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
+		}
+		// Another hub appended first; read the new tail and try again.
+	}
+}
+
+// Hash is an entry's chained hash: SHA-256 over its canonical JSON, which
+// includes the previous entry's hash.
+func Hash(e state.AuditEntry) string {
+	canon, _ := json.Marshal([]any{e.OrgID, e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Event, e.Actor, e.EnvID, e.PromotionID, e.Detail, e.PrevHash})
+	h := sha256.Sum256(canon)
+	return hex.EncodeToString(h[:])
+}
+
+// Break describes the first broken link of a chain.
+type Break struct {
+	Seq    int64
+	Reason string
+}
+
+// VerifyEntries checks a chain that starts at sequence 1. It returns nil when
+// every link holds.
+func VerifyEntries(entries []state.AuditEntry, prevHash string, wantSeq int64) *Break {
+	for _, e := range entries {
+		switch {
+		case e.Seq != wantSeq:
+			return &Break{Seq: wantSeq, Reason: fmt.Sprintf("entry %d is missing (found %d)", wantSeq, e.Seq)}
+		case e.PrevHash != prevHash:
+			return &Break{Seq: e.Seq, Reason: "previous-hash does not match the entry before it"}
+		case Hash(e) != e.Hash:
+			return &Break{Seq: e.Seq, Reason: "entry content does not match its hash (altered)"}
+		}
+		prevHash, wantSeq = e.Hash, wantSeq+1
+	}
+	return nil
+}
+
+// Verify walks an organization's whole trail and returns the first broken
+// link, the number of entries checked, and an error if the store failed.
+func (t *Trail) Verify(ctx context.Context, orgID string) (*Break, int64, error) {
+	var prev string
+	var next int64 = 1
+	var checked int64
+	for {
+		page, err := t.store.ListAudit(ctx, state.AuditFilter{OrgID: orgID, AfterSeq: next - 1, Limit: 1000})
+		if err != nil {
+			return nil, checked, fmt.Errorf("read audit trail: %w", err)
+		}
+		if len(page) == 0 {
+			return nil, checked, nil
+		}
+		if b := VerifyEntries(page, prev, next); b != nil {
+			return b, checked, nil
+		}
+		checked += int64(len(page))
+		last := page[len(page)-1]
+		prev, next = last.Hash, last.Seq+1
+	}
+}
+
+// List returns entries matching f.
+func (t *Trail) List(ctx context.Context, f state.AuditFilter) ([]state.AuditEntry, error) {
+	return t.store.ListAudit(ctx, f)
+}

@@ -1,0 +1,9 @@
+// Package audit keeps each organization's append-only, hash-chained audit
+// trail. Every entry carries the hash of the one before it, so editing or
+// removing an entry breaks the chain and Verify names the first broken link.
+//
+// Appends are race-free across hubs: the store's unique (organization,
+// sequence) key arbitrates, and a loser re-reads the tail and retries. Within
+// one hub, appends to one organization are serialised to avoid needless
+// retries. Trail is safe for concurrent use.
+package audit

@@ -1,0 +1,185 @@
+package promotion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"ferry.dev/hub/internal/audit"
+	"ferry.dev/hub/internal/state"
+	"ferry.dev/shared/protocol"
+)
+
+// Run delivers undelivered promotions to their targets and tells sources of
+// final statuses, retrying until each succeeds. It returns when ctx ends,
+// after its deliveries have finished.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(s.retry)
+	defer t.Stop()
+	for {
+		s.pass(ctx, &wg)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-t.C:
+			s.gauges(ctx)
+		}
+	}
+}
+
+// claim marks a promotion busy; false when it already is.
+func (s *Service) claim(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.busy[id]; ok {
+		return false
+	}
+	s.busy[id] = struct{}{}
+	return true
+}
+
+func (s *Service) release(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.busy, id)
+}
+
+// pass starts a delivery for every undelivered promotion whose target is
+// online, and a notification for every decided one whose source was not
+// told.
+func (s *Service) pass(ctx context.Context, wg *sync.WaitGroup) {
+	work := []struct {
+		f  state.PromotionFilter
+		do func(context.Context, state.Promotion)
+		to func(state.Promotion) string
+	}{
+		{state.PromotionFilter{Undelivered: true, Limit: 500}, s.deliver, func(p state.Promotion) string { return p.TargetEnvID }},
+		{state.PromotionFilter{Unnotified: true, Limit: 500}, s.notify, func(p state.Promotion) string { return p.SourceEnvID }},
+	}
+	for _, w := range work {
+		list, err := s.store.ListPromotions(ctx, w.f)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("could not list pending promotion work; retrying", "err", err)
+			}
+			return
+		}
+		for _, p := range list {
+			if !s.disp.Online(w.to(p)) || !s.claim(p.ID) {
+				continue
+			}
+			select {
+			case s.inflight <- struct{}{}:
+			case <-ctx.Done():
+				s.release(p.ID)
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-s.inflight; s.release(p.ID); wg.Done() }()
+				w.do(ctx, p)
+			}()
+		}
+	}
+}
+
+// deliver hands the task to the target agent, which acknowledges only after
+// storing it, then marks the promotion TO_BE_VALIDATED.
+func (s *Service) deliver(ctx context.Context, p state.Promotion) {
+	msg := s.Wire(ctx, p)
+	msg.Definition = p.Definition
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.disp.CallEnv(cctx, p.TargetEnvID, protocol.OpDeliverPromotion, msg, nil); err != nil {
+		if ctx.Err() == nil {
+			s.m.deliveryRetries.Inc()
+			s.log.Warn("promotion not delivered to the target agent yet; will retry", "promotion_id", p.ID, "err", err)
+		}
+		return
+	}
+	now := s.now().UTC()
+	up, err := s.store.UpdatePromotion(ctx, p.ID, state.PromotionUpdate{
+		From: []protocol.PromotionStatus{protocol.PromotionCreated}, To: protocol.PromotionToBeValidated, Delivered: true, At: now,
+	})
+	if errors.Is(err, state.ErrConflict) {
+		return // decided or cancelled meanwhile: nothing left to do
+	}
+	if err != nil {
+		s.log.Warn("task stored at the target but the hub could not record it; delivery will repeat harmlessly", "promotion_id", p.ID, "err", err)
+		return
+	}
+	s.m.transitions.WithLabelValues(string(protocol.PromotionToBeValidated)).Inc()
+	s.m.taskRaised.Observe(now.Sub(p.CreatedAt).Seconds())
+	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionDelivered, Actor: "hub", EnvID: p.TargetEnvID, PromotionID: p.ID,
+		Detail: fmt.Sprintf("task raised for %s in the target environment", p.APIName)})
+	// Tell the source right away; this is informational, not tracked.
+	_ = s.disp.CallEnv(ctx, p.SourceEnvID, protocol.OpPromotionUpdate, s.Wire(ctx, up), nil)
+}
+
+// notify tells the source agent a promotion's final status.
+func (s *Service) notify(ctx context.Context, p state.Promotion) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.disp.CallEnv(cctx, p.SourceEnvID, protocol.OpPromotionUpdate, s.Wire(ctx, p), nil); err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("source agent not told of the final status yet; will retry", "promotion_id", p.ID, "err", err)
+		}
+		return
+	}
+	if _, err := s.store.UpdatePromotion(ctx, p.ID, state.PromotionUpdate{From: []protocol.PromotionStatus{p.Status}, Notified: true, At: s.now().UTC()}); err != nil && ctx.Err() == nil {
+		s.log.Debug("could not record that the source was told; it will be told again", "promotion_id", p.ID, "err", err)
+	}
+}
+
+// gauges refreshes the active and waiting gauges.
+func (s *Service) gauges(ctx context.Context) {
+	active, err := s.store.ListPromotions(ctx, state.PromotionFilter{Status: undecided, Limit: 1000})
+	if err != nil {
+		return
+	}
+	waiting := 0
+	for _, p := range active {
+		if s.Waiting(p) {
+			waiting++
+		}
+	}
+	s.m.active.Set(float64(len(active)))
+	s.m.waiting.Set(float64(waiting))
+}
+
+// Wire converts a stored promotion to its protocol form, without the
+// definition, with environment names filled in.
+func (s *Service) Wire(ctx context.Context, p state.Promotion) protocol.Promotion {
+	w := protocol.Promotion{
+		ID: p.ID, OrgID: p.OrgID, SourceEnvID: p.SourceEnvID, TargetEnvID: p.TargetEnvID, APIID: p.APIID, CrossID: p.CrossID,
+		APIName: p.APIName, APIVersion: p.APIVersion, Requester: p.Requester, Status: p.Status, TargetAPIID: p.TargetAPIID,
+		Reason: p.Reason, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+	w.SourceEnv = s.envName(ctx, p.OrgID, p.SourceEnvID)
+	w.TargetEnv = s.envName(ctx, p.OrgID, p.TargetEnvID)
+	return w
+}
+
+// EnvName returns an environment's name, or its id when it cannot be read.
+// Environments are never renamed, so names are cached.
+func (s *Service) envName(ctx context.Context, orgID, envID string) string {
+	s.mu.Lock()
+	n, ok := s.names[envID]
+	s.mu.Unlock()
+	if ok {
+		return n
+	}
+	e, err := s.store.Environment(ctx, orgID, envID)
+	if err != nil {
+		return envID
+	}
+	s.mu.Lock()
+	s.names[envID] = e.Name
+	s.mu.Unlock()
+	return e.Name
+}

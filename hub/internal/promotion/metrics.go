@@ -1,0 +1,47 @@
+package promotion
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	transitions     *prometheus.CounterVec
+	active          prometheus.Gauge
+	waiting         prometheus.Gauge
+	taskRaised      prometheus.Histogram
+	decision        prometheus.Histogram
+	deliveryRetries prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotions_total",
+			Help: "Promotions entering each status (CREATED, TO_BE_VALIDATED, ACCEPTED, REJECTED, ERROR, CANCELLED).",
+		}, []string{"status"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotions_active",
+			Help: "Promotions not yet decided (CREATED or TO_BE_VALIDATED).",
+		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotions_waiting",
+			Help: "Promotions waiting for their target environment's agent to connect.",
+		}),
+		taskRaised: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotion_task_raised_seconds",
+			Help:    "Time from a promotion's request until the target agent stored its task.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 12),
+		}),
+		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotion_decision_seconds",
+			Help:    "Time from a task being raised until the hub recorded its decision.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 12),
+		}),
+		deliveryRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotion_delivery_retries_total",
+			Help: "Delivery attempts to a connected target agent that failed and will be retried.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.transitions, m.active, m.waiting, m.taskRaised, m.decision, m.deliveryRetries)
+	}
+	return m
+}

@@ -1,0 +1,346 @@
+package promotion
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/hub/internal/audit"
+	"ferry.dev/hub/internal/ids"
+	"ferry.dev/hub/internal/state"
+	"ferry.dev/shared/protocol"
+)
+
+// Store is the part of the hub store the workflow uses.
+type Store interface {
+	Environment(ctx context.Context, orgID, idOrName string) (state.Environment, error)
+	ListEnvironments(ctx context.Context, orgID string) ([]state.Environment, error)
+	CreatePromotion(ctx context.Context, p state.Promotion) (string, error)
+	Promotion(ctx context.Context, id string) (state.Promotion, error)
+	ListPromotions(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
+	UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error)
+}
+
+// Dispatcher reaches the agent serving an environment.
+type Dispatcher interface {
+	// CallEnv sends a command to an agent serving envID and decodes the
+	// reply into out. It fails with protocol.CodeUnavailable when no agent
+	// serving envID is connected.
+	CallEnv(ctx context.Context, envID string, op protocol.Op, body, out any) error
+	// Online reports whether an agent serving envID is connected.
+	Online(envID string) bool
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Record(ctx context.Context, ev audit.Event) (state.AuditEntry, error)
+}
+
+var _ Auditor = (*audit.Trail)(nil)
+
+// ActiveError reports the promotion that blocks a new one.
+type ActiveError struct{ ID string }
+
+func (e *ActiveError) Error() string {
+	return "this API already has an active promotion to that environment (" + e.ID + "); accept, reject or cancel it first"
+}
+
+// Service runs the promotion workflow.
+type Service struct {
+	store Store
+	disp  Dispatcher
+	audit Auditor
+	log   *slog.Logger
+	m     *metrics
+	now   func() time.Time
+	retry time.Duration
+
+	wake     chan struct{} // capacity 1: work to do
+	inflight chan struct{} // bounds concurrent deliveries
+
+	mu    sync.Mutex          // guards busy and names
+	busy  map[string]struct{} // promotion ids being delivered or notified
+	names map[string]string   // environment id → name
+}
+
+// Options are optional Service settings.
+type Options struct {
+	Retry time.Duration    // how often undelivered work is retried (5s)
+	Now   func() time.Time // (time.Now)
+}
+
+// New builds a Service.
+func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Service, error) {
+	if store == nil || disp == nil || aud == nil || log == nil {
+		return nil, errors.New("promotion: store, dispatcher, auditor and logger are required")
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{
+		store: store, disp: disp, audit: aud, log: log.With("component", "promotion"), m: newMetrics(reg),
+		now: opts.Now, retry: opts.Retry, wake: make(chan struct{}, 1), inflight: make(chan struct{}, 16),
+		busy: map[string]struct{}{}, names: map[string]string{},
+	}, nil
+}
+
+// Kick asks the background loop to look for work now (e.g. an agent
+// connected).
+func (s *Service) Kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) record(ctx context.Context, ev audit.Event) {
+	if _, err := s.audit.Record(ctx, ev); err != nil {
+		s.log.Error("audit entry could not be written; the action itself was done",
+			"event", ev.Event, "promotion_id", ev.PromotionID, "actor", ev.Actor, "detail", ev.Detail, "err", err)
+	}
+}
+
+// Request is a promotion request with an already exported API.
+type Request struct {
+	OrgID       string
+	SourceEnvID string // id or name
+	TargetEnvID string // id or name
+	Requester   string
+	API         protocol.ExportedAPI
+}
+
+// Create validates and persists a promotion, then triggers its delivery.
+func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error) {
+	if err := r.API.Validate(); err != nil {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, err.Error())
+	}
+	if !json.Valid(r.API.Definition) {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, "definition is not valid JSON")
+	}
+	src, err := s.store.Environment(ctx, r.OrgID, r.SourceEnvID)
+	if errors.Is(err, state.ErrNotFound) {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "source environment not found in this organization")
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	dst, err := s.store.Environment(ctx, r.OrgID, r.TargetEnvID)
+	if errors.Is(err, state.ErrNotFound) {
+		s.record(ctx, audit.Event{OrgID: r.OrgID, Event: audit.PromotionRefused, Actor: r.Requester, EnvID: src.ID,
+			Detail: fmt.Sprintf("promotion of %q refused: target environment %q is not in this organization", r.API.Name, r.TargetEnvID)})
+		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "target environment not found in this organization; promotion is only between environments of the same organization")
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	if dst.ID == src.ID {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, "target environment must differ from the source")
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	p := state.Promotion{
+		ID: ids.New("prm"), OrgID: r.OrgID, SourceEnvID: src.ID, TargetEnvID: dst.ID, APIID: r.API.APIID, CrossID: r.API.CrossID,
+		APIName: r.API.Name, APIVersion: r.API.Version, Definition: r.API.Definition, Requester: r.Requester,
+		Status: protocol.PromotionCreated, CreatedAt: now, UpdatedAt: now,
+	}
+	active, err := s.store.CreatePromotion(ctx, p)
+	if errors.Is(err, state.ErrConflict) {
+		return state.Promotion{}, &ActiveError{ID: active}
+	}
+	if err != nil {
+		return state.Promotion{}, fmt.Errorf("store promotion: %w", err)
+	}
+	s.m.transitions.WithLabelValues(string(protocol.PromotionCreated)).Inc()
+	s.log.Info("promotion requested", "promotion_id", p.ID, "api", p.APIName, "from", src.Name, "to", dst.Name, "requester", p.Requester)
+	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionCreated, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
+		Detail: fmt.Sprintf("%s %s (crossId %s) from %s to %s", p.APIName, p.APIVersion, p.CrossID, src.Name, dst.Name)})
+	s.Kick()
+	return p, nil
+}
+
+// CreateAtHub asks the source environment's agent to export the API, then
+// creates the promotion (the CLI/CI path).
+func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv, requester string) (state.Promotion, error) {
+	src, err := s.store.Environment(ctx, orgID, sourceEnv)
+	if errors.Is(err, state.ErrNotFound) {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "source environment not found in this organization")
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	var api protocol.ExportedAPI
+	if err := s.disp.CallEnv(ctx, src.ID, protocol.OpExportAPI, protocol.ExportRequest{APIID: apiID}, &api); err != nil {
+		if protocol.CodeOf(err) == protocol.CodeUnavailable {
+			return state.Promotion{}, protocol.Errorf(protocol.CodeUnavailable, "the source environment's agent is not connected, so the API cannot be exported; retry when it is online")
+		}
+		return state.Promotion{}, err
+	}
+	if api.APIID == "" {
+		api.APIID = apiID
+	}
+	return s.Create(ctx, Request{OrgID: orgID, SourceEnvID: src.ID, TargetEnvID: targetEnv, Requester: requester, API: api})
+}
+
+// Get returns one of the organization's promotions; another organization's
+// promotion is not found.
+func (s *Service) Get(ctx context.Context, orgID, id string) (state.Promotion, error) {
+	p, err := s.store.Promotion(ctx, id)
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	if p.OrgID != orgID {
+		return state.Promotion{}, state.ErrNotFound
+	}
+	return p, nil
+}
+
+// List returns promotions matching f (f.OrgID must be set).
+func (s *Service) List(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error) {
+	if f.OrgID == "" {
+		return nil, errors.New("promotion: list needs an organization")
+	}
+	return s.store.ListPromotions(ctx, f)
+}
+
+// Waiting reports whether an undelivered promotion's target is offline.
+func (s *Service) Waiting(p state.Promotion) bool {
+	return p.Status == protocol.PromotionCreated && !p.Delivered && !s.disp.Online(p.TargetEnvID)
+}
+
+var undecided = []protocol.PromotionStatus{protocol.PromotionCreated, protocol.PromotionToBeValidated}
+
+// Cancel withdraws an undecided promotion and removes its task at the target.
+func (s *Service) Cancel(ctx context.Context, orgID, id, actor string) (state.Promotion, error) {
+	p, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	if p.Status.Terminal() {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion is already "+string(p.Status)+"; only undecided promotions can be cancelled")
+	}
+	p, err = s.store.UpdatePromotion(ctx, id, state.PromotionUpdate{From: undecided, To: protocol.PromotionCancelled, Reason: "cancelled by " + actor, At: s.now().UTC()})
+	if errors.Is(err, state.ErrConflict) {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion was decided meanwhile; it can no longer be cancelled")
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	s.m.transitions.WithLabelValues(string(protocol.PromotionCancelled)).Inc()
+	s.record(ctx, audit.Event{OrgID: orgID, Event: audit.PromotionCancelled, Actor: actor, EnvID: p.SourceEnvID, PromotionID: id,
+		Detail: fmt.Sprintf("%s cancelled before a decision", p.APIName)})
+	// Best effort now; an agent that misses this drops the task when it
+	// reconciles on its next connection.
+	if err := s.disp.CallEnv(ctx, p.TargetEnvID, protocol.OpCancelPromotion, protocol.CancelRequest{PromotionID: id}, nil); err != nil {
+		s.log.Info("target agent not told of the cancellation yet; it will drop the task when it reconnects", "promotion_id", id, "err", err)
+	}
+	s.Kick()
+	return p, nil
+}
+
+// Decide records a target agent's decision. servedEnvs are the environments
+// the reporting installation serves; a decision for another environment's
+// promotion is refused as not found and audited.
+func (s *Service) Decide(ctx context.Context, orgID, installationID string, servedEnvs []string, d protocol.Decision) (state.Promotion, error) {
+	if err := d.Validate(); err != nil {
+		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, err.Error())
+	}
+	p, err := s.store.Promotion(ctx, d.PromotionID)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && (p.OrgID != orgID || !contains(servedEnvs, p.TargetEnvID))) {
+		if err == nil {
+			s.record(ctx, audit.Event{OrgID: orgID, Event: audit.AccessDenied, Actor: "installation:" + installationID, PromotionID: d.PromotionID,
+				Detail: "decision reported for a promotion that does not target an environment this installation serves"})
+		}
+		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "no such promotion for this environment")
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	to := protocol.PromotionStatus(d.Outcome)
+	if p.Status.Terminal() {
+		return s.decided(ctx, p, to, d)
+	}
+	p2, err := s.store.UpdatePromotion(ctx, p.ID, state.PromotionUpdate{From: undecided, To: to, TargetAPIID: d.TargetAPIID, Reason: d.Reason, At: s.now().UTC()})
+	if errors.Is(err, state.ErrConflict) {
+		cur, gerr := s.store.Promotion(ctx, p.ID)
+		if gerr != nil {
+			return state.Promotion{}, gerr
+		}
+		return s.decided(ctx, cur, to, d)
+	}
+	if err != nil {
+		return state.Promotion{}, err
+	}
+	s.m.transitions.WithLabelValues(string(to)).Inc()
+	if !p.DeliveredAt.IsZero() {
+		s.m.decision.Observe(s.now().Sub(p.DeliveredAt).Seconds())
+	}
+	ev, detail := audit.PromotionAccepted, ""
+	switch d.Outcome {
+	case protocol.OutcomeAccepted:
+		verb := "updated"
+		if d.Created {
+			verb = "created"
+		}
+		detail = fmt.Sprintf("%s accepted; target API %s %s", p.APIName, d.TargetAPIID, verb)
+	case protocol.OutcomeRejected:
+		ev, detail = audit.PromotionRejected, fmt.Sprintf("%s rejected: %s", p.APIName, orNone(d.Reason))
+	case protocol.OutcomeFailed:
+		ev, detail = audit.PromotionFailed, fmt.Sprintf("%s accepted but the import failed: %s", p.APIName, orNone(d.Reason))
+	}
+	s.log.Info("promotion decided", "promotion_id", p.ID, "status", to, "actor", d.Actor)
+	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: ev, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID, Detail: detail})
+	s.Kick()
+	return p2, nil
+}
+
+// decided answers a decision for a promotion that is already terminal: the
+// same outcome again is a harmless duplicate; another is a conflict.
+func (s *Service) decided(ctx context.Context, p state.Promotion, to protocol.PromotionStatus, d protocol.Decision) (state.Promotion, error) {
+	if p.Status == to {
+		return p, nil
+	}
+	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.DecisionConflict, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID,
+		Detail: fmt.Sprintf("decision %s arrived for a promotion already %s; the first result stands (target API %s)", to, p.Status, orNone(d.TargetAPIID))})
+	return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion is already "+string(p.Status))
+}
+
+// Targets lists the environments of the organization an installation may
+// promote to: all but the ones it serves.
+func (s *Service) Targets(ctx context.Context, orgID string, served []string) ([]protocol.Target, error) {
+	envs, err := s.store.ListEnvironments(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	out := []protocol.Target{}
+	for _, e := range envs {
+		if contains(served, e.ID) {
+			continue
+		}
+		out = append(out, protocol.Target{Environment: protocol.Environment{ID: e.ID, Name: e.Name}, Online: s.disp.Online(e.ID)})
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none given)"
+	}
+	return s
+}
