@@ -22,7 +22,7 @@ trap cleanup INT TERM EXIT
 
 wait_http() { # url, name
   for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    if curl -fs -o /dev/null "$1" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   echo "$2 did not come up at $1; see $DATA/logs/" >&2

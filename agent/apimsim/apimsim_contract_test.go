@@ -539,3 +539,45 @@ func str(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// TestValidatorCatchesViolations shows that the validator above is not
+// vacuous: bad requests and bad responses are reported.
+func TestValidatorCatchesViolations(t *testing.T) {
+	bad := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"definitionVersion":"V4","name":5}],"pagination":{"page":"one"}}`)
+	})
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		auth   bool
+		want   string // part of the reported problem
+	}{
+		{name: "bad response", method: http.MethodGet, path: "/management/v2/environments/DEFAULT/apis", auth: true, want: "listApis response 200"},
+		{name: "no credentials", method: http.MethodGet, path: "/management/v2/environments/DEFAULT/apis", want: "listApis request"},
+		{
+			name: "bad import body", method: http.MethodPost, path: "/management/v2/environments/DEFAULT/apis/_import/definition", auth: true,
+			body: `{"api":{"definitionVersion":"V4","name":"x","listeners":[{"type":"HTTP","paths":"nope"}]}}`,
+			want: "createApiWithImportDefinition request",
+		},
+		{name: "unknown operation", method: http.MethodDelete, path: "/management/v2/environments/DEFAULT/apis/_import/definition", auth: true, want: "no operation in the spec"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newValidator(t, bad)
+			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			if tt.auth {
+				req.SetBasicAuth("admin", "admin")
+			}
+			v.ServeHTTP(httptest.NewRecorder(), req)
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			if !slices.ContainsFunc(v.problems, func(p string) bool { return strings.Contains(p, tt.want) }) {
+				t.Errorf("problems = %q, want one mentioning %q", v.problems, tt.want)
+			}
+		})
+	}
+}

@@ -197,13 +197,20 @@ func (s *Server) Import(envID string, def []byte) (API, error) {
 
 // API is a snapshot of an API held by the stand-in.
 type API struct {
-	EnvID      string
-	ID         string
-	CrossID    string
+	// EnvID is the environment holding the API.
+	EnvID string
+	// ID is the id the stand-in assigned.
+	ID string
+	// CrossID is the API's crossId: the imported one, or one generated on
+	// create.
+	CrossID string
+	// Name and APIVersion are api.name and api.apiVersion.
 	Name       string
 	APIVersion string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// CreatedAt and UpdatedAt are the times of the create and of the last
+	// update, from Options.Now.
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// Definition is the stored ExportApiV4 document, with the ids the
 	// stand-in assigned and everything the import carried (members
 	// included).

@@ -164,8 +164,8 @@ func startHub(t *testing.T, addr, dir string, env ...string) *hub {
 	return h
 }
 
-// call makes a REST call with the admin token and decodes the answer into
-// out (when not nil); it returns the status code.
+// call makes a REST call with the admin token and decodes a 2xx answer
+// into out (when not nil); it returns the status code.
 func (h *hub) call(t *testing.T, method, path string, body, out any) int {
 	t.Helper()
 	return doJSON(t, method, h.url+path, h.token, body, out)
@@ -199,7 +199,7 @@ func doJSON(t *testing.T, method, url, token string, body, out any) int {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
+	if out != nil && len(b) > 0 && resp.StatusCode < 300 {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
 		}
@@ -355,3 +355,5 @@ func (ag *agent) restart(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+func io_Copy(dst io.Writer, resp *http.Response) (int64, error) { return io.Copy(dst, resp.Body) }

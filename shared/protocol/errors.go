@@ -38,6 +38,9 @@ type Error struct {
 	Code Code `json:"code"`
 	// Message says what happened and what to do, for humans.
 	Message string `json:"message,omitempty"`
+	// Ref names the object the error is about, e.g. the active promotion
+	// behind a conflict. Empty when none.
+	Ref string `json:"ref,omitempty"`
 }
 
 func (e *Error) Error() string {

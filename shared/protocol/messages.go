@@ -63,6 +63,11 @@ type HelloReply struct {
 	HubVersion string `json:"hub_version"`
 	// HeartbeatSeconds is how often the hub pings; zero means 10.
 	HeartbeatSeconds int `json:"heartbeat_seconds,omitempty"`
+	// SessionKeys are the hub's Ed25519 public keys (base64, standard
+	// encoding, 32 bytes each) that sign user session tokens; agents verify
+	// sessions offline with them. Empty means the hub issues no sessions.
+	// Added in version 1 (2026-11-27).
+	SessionKeys []string `json:"session_keys,omitempty"`
 }
 
 // HealthCheck asks the peer whether it is healthy. Its answer is a Reply with

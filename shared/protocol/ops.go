@@ -126,6 +126,9 @@ type PromotionRequest struct {
 	// Requester is who asked, as the agent authenticated them. Empty means
 	// the installation itself.
 	Requester string `json:"requester,omitempty"`
+	// Session is the requester's hub-signed session token, so the hub can
+	// check the permission again. Empty when the agent has no user session.
+	Session string `json:"session,omitempty"`
 }
 
 // Validate checks required fields.
@@ -203,6 +206,10 @@ type Decision struct {
 	Reason string `json:"reason,omitempty"`
 	// DecidedAt is when the admin decided, by the agent's clock.
 	DecidedAt time.Time `json:"decided_at"`
+	// Session is the deciding admin's hub-signed session token, valid at
+	// DecidedAt, so the hub can check the permission again. Empty when the
+	// agent has no user session.
+	Session string `json:"session,omitempty"`
 }
 
 // Validate checks required fields.

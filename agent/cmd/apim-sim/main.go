@@ -62,8 +62,12 @@ func run(args []string, getenv func(string) string, stdout, stderr *os.File) err
 		logger.Warn("--password is visible in the process list; prefer APIM_SIM_PASSWORD")
 		pass = *password
 	}
-	if (*user == "") != (pass == "") {
-		return errors.New("set --user and a password (APIM_SIM_PASSWORD) together, or neither")
+	switch {
+	case *user != "" && pass == "":
+		return errors.New("--user needs a password: set APIM_SIM_PASSWORD")
+	case *user == "" && pass != "":
+		logger.Warn("a password is set but no --user: serving without authentication")
+		pass = ""
 	}
 
 	sim := apimsim.New(apimsim.Options{User: *user, Password: pass, Logger: logger})

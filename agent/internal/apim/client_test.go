@@ -382,7 +382,7 @@ func TestRetries(t *testing.T) {
 // never for POST, whose request may have been applied.
 func TestTimeouts(t *testing.T) {
 	var mu sync.Mutex
-	slow := 1                            // requests still to delay
+	slow := 1                           // requests still to delay
 	slowDone := make(chan struct{}, 10) // one value per delayed request served
 	wrap := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -42,9 +42,12 @@ type Error struct {
 
 // ErrorDetail is one entry of Gravitee's error details.
 type ErrorDetail struct {
-	Message      string `json:"message,omitempty"`
-	Location     string `json:"location,omitempty"`
-	InvalidValue any    `json:"invalidValue,omitempty"`
+	// Message says what is wrong with the field.
+	Message string `json:"message,omitempty"`
+	// Location is the JSON path of the field, for example api.name.
+	Location string `json:"location,omitempty"`
+	// InvalidValue is the value that was refused, if APIM echoed it.
+	InvalidValue any `json:"invalidValue,omitempty"`
 }
 
 // Error implements error.

@@ -73,11 +73,15 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		return c, fmt.Errorf("config: unexpected arguments %q", fs.Args())
 	}
 	if c.LinkToken == "" && tokenFile != "" {
+		// A missing file is fine once the agent is linked (e.g. a Secret
+		// removed after first start); enrollment says what to do otherwise.
 		b, err := os.ReadFile(tokenFile)
-		if err != nil {
+		switch {
+		case err == nil:
+			c.LinkToken = strings.TrimSpace(string(b))
+		case !errors.Is(err, os.ErrNotExist):
 			return c, fmt.Errorf("config: read link token file: %w", err)
 		}
-		c.LinkToken = strings.TrimSpace(string(b))
 	}
 	if level != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {

@@ -29,11 +29,11 @@ func TestLoadRejects(t *testing.T) {
 		args []string
 		env  map[string]string
 	}{
-		"no hub":         {args: []string{"--hub", ""}},
-		"bad apim url":   {args: []string{"--apim-url", "a:2"}},
-		"bad listen":     {args: []string{"--listen", "x"}},
-		"user and token": {args: []string{"--apim-user", "u"}, env: map[string]string{"FERRY_APIM_TOKEN": "t"}},
-		"missing file":   {args: []string{"--link-token-file", "/nonexistent/x"}},
+		"no hub":          {args: []string{"--hub", ""}},
+		"bad apim url":    {args: []string{"--apim-url", "a:2"}},
+		"bad listen":      {args: []string{"--listen", "x"}},
+		"user and token":  {args: []string{"--apim-user", "u"}, env: map[string]string{"FERRY_APIM_TOKEN": "t"}},
+		"unreadable file": {args: []string{"--link-token-file", "/"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

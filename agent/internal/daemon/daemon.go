@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,20 +16,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"ferry.dev/agent/internal/apim"
 	"ferry.dev/agent/internal/config"
 	"ferry.dev/agent/internal/enroll"
 	"ferry.dev/agent/internal/link"
+	"ferry.dev/agent/internal/task"
+	"ferry.dev/agent/internal/taskstore"
+	"ferry.dev/agent/internal/web"
+	"ferry.dev/shared/protocol"
 )
 
 // Version is the agent's build version.
 var Version = "0.1.0"
 
+// shutdownTimeout bounds the drain of the link and of HTTP requests.
+const shutdownTimeout = 10 * time.Second
+
 // Daemon is a running agent.
 type Daemon struct {
-	cfg config.Config
-	log *slog.Logger
-	reg *prometheus.Registry
-	ln  net.Listener
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	apim *apim.Client
 }
 
 // New validates the configuration; Run does the work.
@@ -39,10 +48,22 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}, nil
+	reg := prometheus.NewRegistry()
+	// Built here so that an APIM setting the config package cannot judge
+	// (e.g. a user without a password) fails before anything starts.
+	ac, err := apim.New(apim.Config{
+		BaseURL: cfg.APIMURL, EnvID: cfg.APIMEnv, User: cfg.APIMUser, Password: apim.Secret(cfg.APIMPassword),
+		Token: apim.Secret(cfg.APIMToken), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{cfg: cfg, log: log, reg: reg, apim: ac}, nil
 }
 
-// Run links the agent (first start), then serves until ctx ends.
+// Run links the agent (first start), then serves until ctx ends. Shutdown
+// order: drain the link (in-flight hub commands finish), stop HTTP
+// (in-flight REST requests finish), stop the task runner, close the store.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
@@ -50,43 +71,71 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another agent running?)", d.cfg.Listen, err)
 	}
-	d.ln = ln
+	defer ln.Close()
 	cred, err := enroll.Credential(ctx, enroll.Request{
 		HubURL: d.cfg.HubURL, DataDir: d.cfg.DataDir, LinkToken: d.cfg.LinkToken, AgentVersion: Version, Hostname: host,
 	}, d.log.With("component", "enroll"))
 	if err != nil {
-		ln.Close()
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL}, d.log, d.reg)
+
+	store, err := taskstore.Open(ctx, filepath.Join(d.cfg.DataDir, taskstore.FileName))
 	if err != nil {
-		ln.Close()
 		return err
 	}
+	defer store.Close()
+	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL}, d.log, d.reg)
+	if err != nil {
+		return err
+	}
+	runner, err := task.New(task.Config{Store: store, APIM: d.apim, Hub: lc, Logger: d.log, Registerer: d.reg})
+	if err != nil {
+		return err
+	}
+	lc.Handle(protocol.OpDeliverPromotion, runner.HandleDeliver)
+	lc.Handle(protocol.OpCancelPromotion, runner.HandleCancel)
+	lc.Handle(protocol.OpPromotionUpdate, runner.HandleUpdate)
+	lc.Handle(protocol.OpExportAPI, runner.HandleExport)
+	lc.OnConnect(runner.Connected)
 
+	api, err := web.New(web.Config{
+		Service:      runner,
+		Status:       func() web.Status { return d.status(lc) },
+		Actor:        "console@" + orUnknown(host),
+		Logger:       d.log,
+		AllowedHosts: allowedHosts(ln.Addr()),
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","link":%q}`+"\n", lc.State().String())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 8 << 10}
 
+	// The link and the runner outlive ctx so that they can drain in order.
 	linkCtx, stopLink := context.WithCancel(context.Background())
 	defer stopLink()
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	defer stopRunner()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := lc.Run(linkCtx)
-		if err != nil {
+		if err := lc.Run(linkCtx); err != nil {
 			return fmt.Errorf("link: %w", err)
 		}
 		return nil
 	})
+	g.Go(func() error { return runner.Run(runCtx) })
 	g.Go(func() error {
-		d.log.Info("agent serving", "listen", ln.Addr().String(), "hub", d.cfg.HubURL, "version", Version)
+		d.log.Info("agent serving", "listen", ln.Addr().String(), "hub", d.cfg.HubURL, "apim", d.cfg.APIMURL, "version", Version)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
@@ -94,11 +143,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		lc.Drain(sctx)
 		stopLink()
-		return srv.Shutdown(sctx)
+		err := srv.Shutdown(sctx)
+		stopRunner()
+		return err
 	})
 	err = g.Wait()
 	d.log.Info("agent stopped")
@@ -106,4 +157,36 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// status reports the link and the installation's identity for the REST API.
+func (d *Daemon) status(lc *link.Client) web.Status {
+	st := lc.State()
+	s := web.Status{Link: st.String(), HubReachable: st == link.StateConnected, HubURL: d.cfg.HubURL,
+		AgentVersion: Version, APIMURL: d.cfg.APIMURL, Environments: []web.EnvironmentRef{}}
+	if h := lc.Hello(); h != nil {
+		s.InstallationID, s.OrgID, s.OrgName, s.HubVersion = h.InstallationID, h.OrgID, h.OrgName, h.HubVersion
+		for _, e := range h.Environments {
+			s.Environments = append(s.Environments, web.EnvironmentRef{ID: e.ID, Name: e.Name})
+		}
+	}
+	return s
+}
+
+// allowedHosts returns the Host names the REST API accepts: the loopback
+// names when it listens on loopback (a defence against DNS rebinding until
+// the API has authentication), and any otherwise.
+func allowedHosts(a net.Addr) []string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || !ta.IP.IsLoopback() {
+		return nil
+	}
+	return []string{"localhost", "127.0.0.1", "::1", ta.IP.String()}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

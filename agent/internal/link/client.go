@@ -80,12 +80,13 @@ type Client struct {
 	handlers map[protocol.Op]HandlerFunc // written before Run only
 
 	state     atomic.Int32
-	mu        sync.Mutex // guards sess, hello, onConnect
+	mu        sync.Mutex // guards sess, hello, onConnect, connected, everUp, draining
 	sess      *session
 	hello     *protocol.HelloReply
 	onConnect []func(*protocol.HelloReply)
 	connected chan struct{} // closed and replaced on each connect; guarded by mu
 	everUp    bool
+	draining  bool // set by Drain: Run ends instead of reconnecting
 }
 
 // New builds a client; Run connects.
@@ -163,8 +164,8 @@ func linkURL(hub string) (string, error) {
 	return u.String(), nil
 }
 
-// Run keeps the link up until ctx ends. It returns ErrUnauthorized when the
-// hub refuses the credential, and nil when ctx ends.
+// Run keeps the link up until ctx ends or Drain has closed it. It returns
+// ErrUnauthorized when the hub refuses the credential, and nil otherwise.
 func (c *Client) Run(ctx context.Context) error {
 	target, err := linkURL(c.cfg.HubURL)
 	if err != nil {
@@ -173,16 +174,21 @@ func (c *Client) Run(ctx context.Context) error {
 	defer c.setState(StateClosed)
 	b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
 	for {
+		if c.isDraining() {
+			return nil
+		}
 		c.setState(StateConnecting)
 		start := time.Now()
 		err := c.session(ctx, target)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || c.isDraining() {
 			return nil
 		}
 		if errors.Is(err, ErrUnauthorized) {
 			c.log.Error("hub refused the installation credential; stopping the link", "err", err)
 			return err
 		}
+		// Not connected while waiting: WaitConnected must wait.
+		c.setState(StateConnecting)
 		if time.Since(start) >= c.cfg.HealthyIn {
 			b.reset()
 		}
@@ -226,16 +232,22 @@ func (c *Client) session(ctx context.Context, target string) error {
 		return fmt.Errorf("hello: %w", err)
 	}
 	c.mu.Lock()
+	if c.draining {
+		// Drain ran during the hello and found no session to drain.
+		c.mu.Unlock()
+		ws.Close()
+		return errors.New("link drained")
+	}
 	c.sess, c.hello = s, rep
 	hooks := append([]func(*protocol.HelloReply){}, c.onConnect...)
 	if c.everUp {
 		c.m.reconnects.Inc()
 	}
 	c.everUp = true
+	c.setState(StateConnected) // before waking WaitConnected
 	close(c.connected)
 	c.connected = make(chan struct{})
 	c.mu.Unlock()
-	c.setState(StateConnected)
 	envs := make([]string, 0, len(rep.Environments))
 	for _, e := range rep.Environments {
 		envs = append(envs, e.Name)
@@ -298,8 +310,12 @@ func (c *Client) Call(ctx context.Context, op protocol.Op, body, out any) error 
 
 // Drain stops taking new commands from the hub, says goodbye and closes the
 // link once in-flight commands are done or ctx ends.
+//
+// Drain is final: Run returns instead of reconnecting. It returns once the
+// session has ended (the goodbye is on the wire) or ctx ends.
 func (c *Client) Drain(ctx context.Context) {
 	c.mu.Lock()
+	c.draining = true
 	s := c.sess
 	c.mu.Unlock()
 	if s == nil {
@@ -307,4 +323,14 @@ func (c *Client) Drain(ctx context.Context) {
 	}
 	c.setState(StateDraining)
 	s.drain(ctx)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+}
+
+func (c *Client) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
 }

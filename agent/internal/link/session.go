@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,12 +24,12 @@ type session struct {
 	closeOnce sync.Once
 	closeCode int
 	closeMsg  string
-	draining  atomic.Bool
-	inflight  sync.WaitGroup // hub commands being handled
+	inflight  sync.WaitGroup // hub commands being handled; Add only under mu
 
-	mu      sync.Mutex // guards pending and seq
-	pending map[string]chan *protocol.Envelope
-	seq     uint64
+	mu       sync.Mutex // guards pending, seq, draining and inflight.Add
+	pending  map[string]chan *protocol.Envelope
+	seq      uint64
+	draining bool
 }
 
 func (s *session) nextID() string {
@@ -187,11 +186,10 @@ func (s *session) readLoop(ctx context.Context) error {
 		case protocol.TypeReply:
 			s.deliver(env)
 		case protocol.TypeCommand:
-			if s.draining.Load() {
+			if !s.startCommand() {
 				s.reply(env.ID, protocol.ErrorReply(protocol.CodeUnavailable, "agent is draining; retry on its next connection"))
 				continue
 			}
-			s.inflight.Add(1)
 			go func() {
 				defer s.inflight.Done()
 				s.handle(ctx, env)
@@ -211,6 +209,18 @@ func (s *session) readLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// startCommand counts a hub command in flight unless the session is
+// draining. Under mu, so that no Add races with drain's Wait.
+func (s *session) startCommand() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
 }
 
 func metricType(t protocol.Type) string {
@@ -316,7 +326,9 @@ func (s *session) call(ctx context.Context, op protocol.Op, body any) (json.RawM
 // drain refuses new commands, waits for in-flight ones, says goodbye and
 // closes.
 func (s *session) drain(ctx context.Context) {
-	s.draining.Store(true)
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
 	idle := make(chan struct{})
 	go func() {
 		s.inflight.Wait()

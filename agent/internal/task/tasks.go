@@ -100,9 +100,9 @@ func (r *Runner) HandleDeliver(ctx context.Context, body json.RawMessage) (any, 
 	if err := r.store.UpsertPromotions(ctx, fromWire(p)); err != nil {
 		r.log.Warn("could not update the local promotions view", "promotion_id", p.ID, "err", err)
 	}
+	r.refreshGauges(ctx)
 	if added {
 		r.log.Info("promotion task raised", "task_id", p.ID, "api", t.APIName, "cross_id", t.CrossID, "from", p.SourceEnv, "requester", p.Requester)
-		r.refreshGauges(ctx)
 	} else {
 		r.log.Debug("duplicate promotion delivery ignored", "task_id", p.ID)
 	}
@@ -164,8 +164,11 @@ func (r *Runner) target(ctx context.Context, crossID string) (apim.API, string, 
 		return api, MatchedByCrossID, true, nil
 	}
 	prev, ok, err := r.store.LastAcceptedAPI(ctx, crossID)
-	if err != nil || !ok {
-		return apim.API{}, "", false, err
+	if err != nil {
+		return apim.API{}, "", false, &localError{err}
+	}
+	if !ok {
+		return apim.API{}, "", false, nil
 	}
 	api, err = r.apim.GetAPI(ctx, prev)
 	switch {
@@ -201,7 +204,7 @@ func (r *Runner) Accept(ctx context.Context, id, actor string) (taskstore.Decisi
 	d, err := r.apply(actx, t)
 	if err != nil {
 		if actx.Err() != nil {
-			return taskstore.Decision{}, protocol.Errorf(protocol.CodeUnavailable, "the import was interrupted; the agent resumes it on its next start")
+			return taskstore.Decision{}, protocol.Errorf(protocol.CodeUnavailable, "the import was interrupted; the agent resumes it automatically (now if it is running, else on its next start)")
 		}
 		return taskstore.Decision{}, r.storeErr("accept", err)
 	}
@@ -266,9 +269,6 @@ func (e *localError) Error() string { return e.err.Error() }
 func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, bool, error) {
 	api, how, found, err := r.target(ctx, t.CrossID)
 	if err != nil {
-		if errors.Is(err, taskstore.ErrNotFound) || isStoreErr(err) {
-			return apim.API{}, false, &localError{err}
-		}
 		return apim.API{}, false, err
 	}
 	if found {
@@ -293,16 +293,6 @@ func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, boo
 	}
 	return res, true, err
 }
-
-// isStoreErr reports whether err came from the local store rather than from
-// APIM. LastAcceptedAPI wraps its errors with this text.
-func isStoreErr(err error) bool {
-	var ae *apim.Error
-	return !errors.As(err, &ae) && !errors.Is(err, apim.ErrUnreachable) && !errors.Is(err, apim.ErrAmbiguousCrossID) && errors.Is(err, errStore)
-}
-
-// errStore tags store errors returned through target.
-var errStore = errors.New("local store")
 
 // Reject records the admin's rejection of a pending task. APIM is not
 // touched. The decision is stored, then reported by Run.

@@ -62,10 +62,10 @@ type Deps struct {
 	Fleet      Fleet
 	Promotions Promotions
 	Audit      Audit
-	Link      http.Handler // the agents' WebSocket endpoint
-	Metrics   http.Handler // Prometheus exposition
-	PublicURL string       // how agents reach the hub, for the agent command line
-	Logger    *slog.Logger
+	Link       http.Handler // the agents' WebSocket endpoint
+	Metrics    http.Handler // Prometheus exposition
+	PublicURL  string       // how agents reach the hub, for the agent command line
+	Logger     *slog.Logger
 }
 
 // API is the hub's REST API.
@@ -74,9 +74,9 @@ type API struct {
 	fleet      Fleet
 	promotions Promotions
 	audit      Audit
-	publicURL string
-	log       *slog.Logger
-	router    *gin.Engine
+	publicURL  string
+	log        *slog.Logger
+	router     *gin.Engine
 }
 
 // MaxBodyBytes bounds every REST request body.

@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"ferry.dev/hub/internal/config"
 )
 
 // composeFile is the compose file under test, relative to the repository root.
@@ -170,7 +173,7 @@ var composeEnvs = []struct {
 }{
 	{"defaults", nil},
 	{"overrides", map[string]string{
-		"FERRY_ADMIN_TOKEN": "override-admin-token",
+		"FERRY_ADMIN_TOKEN": "override-admin-token-0123456789",
 		"FERRY_PUBLIC_URL":  "https://ferry.test",
 		"APIM_PASSWORD":     "override-apim-password",
 	}},
@@ -192,6 +195,11 @@ func TestComposeLoads(t *testing.T) {
 			}
 			if want, ok := tc.env["FERRY_ADMIN_TOKEN"]; ok && token != want {
 				t.Errorf("hub FERRY_ADMIN_TOKEN = %q, want the override %q", token, want)
+			}
+
+			// The hub's own configuration loader accepts what compose passes it.
+			if _, err := config.Load(hub.Command, func(k string) string { return env(hub, k) }, io.Discard); err != nil {
+				t.Errorf("hub: the compose environment fails the hub's config validation: %v", err)
 			}
 
 			// Every agent must log in to its APIM with the password the APIM accepts.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,47 +323,53 @@ func TestSilentAgentIsClosedAfterPongWait(t *testing.T) {
 }
 
 func TestSlowAgentIsDisconnected(t *testing.T) {
-	const writeWait = 5 * time.Second
-	h := newTestHub(t, link.Config{SendQueue: 1, WriteWait: writeWait, CallTimeout: 10 * time.Second}, nil)
-	// An agent that reads nothing, with a small receive buffer: after the
-	// hub's socket buffer (at most a few MiB) fills, its writer blocks.
+	const writeWait = 3 * time.Second
+	h := newTestHub(t, link.Config{SendQueue: 1, WriteWait: writeWait, CallTimeout: 20 * time.Second}, nil)
+	// An agent that reads nothing, with a small receive buffer: once the
+	// hub's socket buffer (a few MiB at most) is full, its writer blocks.
 	_, lc := h.connect(t, &agenttest.Agent{Credential: cred1, NoRead: true, RecvBuffer: 4096})
 
-	// Send 64 KiB commands until the queue of one is full and an enqueue
-	// gives up on the agent. 200 of them are more than the buffers hold.
-	body := json.RawMessage(`"` + strings.Repeat("x", 64<<10) + `"`)
-	const maxCalls = 200
-	errs := make(chan error, maxCalls)
-	var refused atomic.Bool
-	start := time.Now()
-	calls := 0
-	for ; calls < maxCalls && !refused.Load(); calls++ {
-		go func() {
-			_, err := lc.Call(context.Background(), protocol.OpDeliverPromotion, body)
-			if codeOf(err) == protocol.CodeUnavailable {
-				refused.Store(true)
+	pending := make(chan error, 1)
+	go func() {
+		_, err := lc.Call(context.Background(), protocol.OpExportAPI, protocol.ExportRequest{APIID: "a"})
+		pending <- err
+	}()
+
+	// One 256 KiB command at a time, each given up on after 50ms, until the
+	// writer is stuck, the queue of one is full, and an enqueue refuses.
+	body := json.RawMessage(`"` + strings.Repeat("x", 256<<10) + `"`)
+	var refusedAt time.Time
+	for i := 0; i < 100 && refusedAt.IsZero(); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		_, err := lc.Call(ctx, protocol.OpDeliverPromotion, body)
+		cancel()
+		switch codeOf(err) {
+		case protocol.CodeTimeout:
+		case protocol.CodeUnavailable:
+			refusedAt = time.Now()
+			if d := refusedAt.Sub(start); d > time.Second {
+				t.Errorf("the refused call took %v: enqueue blocked", d)
 			}
-			errs <- err
-		}()
-		time.Sleep(time.Millisecond)
-	}
-	if !refused.Load() {
-		// Let the calls in flight settle before deciding.
-		time.Sleep(100 * time.Millisecond)
-	}
-	for range calls {
-		err := <-errs
-		if c := codeOf(err); c != protocol.CodeUnavailable && c != protocol.CodeDisconnected {
-			t.Errorf("Call to a slow agent = %v, want unavailable or disconnected", err)
+		default:
+			t.Fatalf("call %d to a slow agent = %v, want timeout until the queue is full", i, err)
 		}
 	}
-	if !refused.Load() {
-		t.Fatalf("%d calls of 64 KiB to an agent that reads nothing, and no enqueue found the queue full", calls)
+	if refusedAt.IsZero() {
+		t.Fatal("100 calls of 256 KiB to an agent that reads nothing, and no enqueue found the queue full")
 	}
-	// Enqueue never waits for the writer, and pending calls fail when the
-	// link is closed, not when the blocked writer gives up.
-	if d := time.Since(start); d >= writeWait {
-		t.Errorf("calls to a slow agent took %v, want them to fail before the write deadline (%v)", d, writeWait)
+	// The pending call fails when the link is closed, not when the blocked
+	// writer reaches its deadline.
+	select {
+	case err := <-pending:
+		if codeOf(err) != protocol.CodeDisconnected {
+			t.Errorf("pending call = %v, want %s", err, protocol.CodeDisconnected)
+		}
+		if d := time.Since(refusedAt); d > writeWait/3 {
+			t.Errorf("pending call failed %v after the agent was found slow", d)
+		}
+	case <-time.After(2 * writeWait):
+		t.Fatal("pending call did not fail after the slow agent was disconnected")
 	}
 	if d := h.waitDisconnected(t, 2*writeWait); d.conn != lc {
 		t.Errorf("Disconnected(%s), want the slow agent %s", d.conn.ID(), lc.ID())

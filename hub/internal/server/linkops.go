@@ -90,7 +90,7 @@ func wireErr(err error) error {
 	var pe *protocol.Error
 	switch {
 	case errors.As(err, &ae):
-		return protocol.Errorf(protocol.CodeConflict, ae.Error())
+		return &protocol.Error{Code: protocol.CodeConflict, Message: ae.Error(), Ref: ae.ID}
 	case errors.As(err, &pe):
 		return pe
 	case errors.Is(err, state.ErrNotFound):

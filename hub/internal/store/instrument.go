@@ -48,6 +48,9 @@ func (s *instrumented) done(op string, start time.Time, err *error) {
 // Close closes the wrapped store; it is not measured.
 func (s *instrumented) Close() error { return s.s.Close() }
 
+// The other methods implement state.Store by calling the wrapped store and
+// recording the call with done.
+
 func (s *instrumented) Ping(ctx context.Context) (err error) {
 	defer s.done("Ping", time.Now(), &err)
 	return s.s.Ping(ctx)

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,6 +49,50 @@ func openMongo(t testing.TB) *Mongo {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func TestOpenMongoUnreachable(t *testing.T) {
+	// Nothing listens on port 1 of the loopback interface.
+	_, err := OpenMongo(t.Context(), "mongodb://127.0.0.1:1/", MongoOptions{Timeout: 300 * time.Millisecond}, testLogger())
+	if !errors.Is(err, state.ErrUnavailable) {
+		t.Errorf("OpenMongo(unreachable) = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestOpenSQLiteReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "state")
+	ctx := t.Context()
+	s, err := OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	if err := s.CreateOrg(ctx, state.Org{ID: "o1", Name: "acme"}); err != nil {
+		t.Fatalf("CreateOrg: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		t.Errorf("Stat(%s): %v", dir, err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory %s has mode %v, want 0700", dir, fi.Mode().Perm())
+	}
+	s, err = OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatalf("OpenSQLite again: %v", err)
+	}
+	defer s.Close()
+	var version int
+	var mode string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil || version != len(migrations) {
+		t.Errorf("user_version = %d, %v; want %d", version, err, len(migrations))
+	}
+	if err := s.r.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if _, err := s.Org(ctx, "acme"); err != nil {
+		t.Errorf("Org after reopening: %v", err)
+	}
 }
 
 func TestSQLite(t *testing.T) {
