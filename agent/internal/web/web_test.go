@@ -342,7 +342,7 @@ func TestPromote(t *testing.T) {
 	wantProblem(t, s.post("/api/v1/apis/missing/_promote", `{"targetEnv":"Dev"}`), http.StatusNotFound, "not_found")
 
 	s.hub.handle(protocol.OpRequestPromotion, func(json.RawMessage) (any, error) {
-		return nil, protocol.Errorf(protocol.CodeConflict, "this API already has an active promotion to that environment (prm_7); accept, reject or cancel it first")
+		return nil, &protocol.Error{Code: protocol.CodeConflict, Message: "this API already has an active promotion to that environment (prm_7); accept, reject or cancel it first", Ref: "prm_7"}
 	})
 	pr := wantProblem(t, s.post("/api/v1/apis/"+src.ID+"/_promote", `{"targetEnv":"Dev"}`), http.StatusConflict, "conflict")
 	if pr.ActiveID != "prm_7" {
