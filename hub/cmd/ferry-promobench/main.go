@@ -22,6 +22,7 @@ import (
 
 type options struct {
 	hub, token, org, devAPIM, prodAgent string
+	session                             string // a session token accepted by the Prod agent, if it requires one
 	n, concurrency                      int
 }
 
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&o.org, "org", "bench", "organization with environments Dev and Prod")
 	flag.StringVar(&o.devAPIM, "dev-apim", "http://127.0.0.1:8083/management/v2", "Dev APIM stand-in base URL")
 	flag.StringVar(&o.prodAgent, "prod-agent", "http://127.0.0.1:8091", "Prod agent base URL")
+	flag.StringVar(&o.session, "session", os.Getenv("FERRY_SESSION"), "session token for the Prod agent's REST API (FERRY_SESSION)")
 	flag.IntVar(&o.n, "n", 200, "promotions to run")
 	flag.IntVar(&o.concurrency, "c", 8, "promotions in flight at once")
 	flag.Parse()
@@ -125,7 +127,7 @@ func one(o options, apiID string) result {
 	deadline := time.Now().Add(60 * time.Second)
 	var accepted time.Time
 	for {
-		st, err := do("POST", o.prodAgent+"/api/v1/tasks/"+p.ID+"/_accept", "", nil, nil)
+		st, err := do("POST", o.prodAgent+"/api/v1/tasks/"+p.ID+"/_accept", o.session, map[string]string{}, nil)
 		if err == nil {
 			accepted = time.Now()
 			break

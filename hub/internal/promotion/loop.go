@@ -17,7 +17,15 @@ import (
 // after its deliveries have finished.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	s.mu.Lock()
+	s.runCtx, s.runWG = ctx, &wg
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.runCtx, s.runWG = nil, nil
+		s.mu.Unlock()
+		wg.Wait()
+	}()
 	t := time.NewTicker(s.retry)
 	defer t.Stop()
 	for {
@@ -30,6 +38,39 @@ func (s *Service) Run(ctx context.Context) error {
 			s.gauges(ctx)
 		}
 	}
+}
+
+// deliverSoon starts delivering a new promotion at once when its target is
+// online and a delivery slot is free, instead of waiting for the loop's next
+// pass; otherwise it wakes the loop.
+func (s *Service) deliverSoon(p state.Promotion) {
+	s.mu.Lock()
+	ctx, wg := s.runCtx, s.runWG
+	if ctx != nil && ctx.Err() == nil {
+		wg.Add(1) // under mu, so Run cannot be waiting on wg yet
+	}
+	s.mu.Unlock()
+	if ctx == nil || ctx.Err() != nil {
+		s.Kick()
+		return
+	}
+	if !s.disp.Online(p.TargetEnvID) || !s.claim(p.ID) {
+		wg.Done()
+		s.Kick()
+		return
+	}
+	select {
+	case s.inflight <- struct{}{}:
+	default:
+		s.release(p.ID)
+		wg.Done()
+		s.Kick()
+		return
+	}
+	go func() {
+		defer func() { <-s.inflight; s.release(p.ID); wg.Done() }()
+		s.deliver(ctx, p)
+	}()
 }
 
 // claim marks a promotion busy; false when it already is.

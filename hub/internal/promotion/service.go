@@ -64,9 +64,11 @@ type Service struct {
 	wake     chan struct{} // capacity 1: work to do
 	inflight chan struct{} // bounds concurrent deliveries
 
-	mu    sync.Mutex          // guards busy and names
-	busy  map[string]struct{} // promotion ids being delivered or notified
-	names map[string]string   // environment id → name
+	mu     sync.Mutex          // guards busy, names, runCtx and runWG
+	runCtx context.Context     // Run's context while it runs; nil otherwise
+	runWG  *sync.WaitGroup     // Run's goroutines
+	busy   map[string]struct{} // promotion ids being delivered or notified
+	names  map[string]string   // environment id → name
 }
 
 // Options are optional Service settings.
@@ -162,7 +164,7 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	s.log.Info("promotion requested", "promotion_id", p.ID, "api", p.APIName, "from", src.Name, "to", dst.Name, "requester", p.Requester)
 	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionCreated, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
 		Detail: fmt.Sprintf("%s %s (crossId %s) from %s to %s", p.APIName, p.APIVersion, p.CrossID, src.Name, dst.Name)})
-	s.Kick()
+	s.deliverSoon(p)
 	return p, nil
 }
 
