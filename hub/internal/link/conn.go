@@ -229,7 +229,7 @@ func (c *Conn) drainQueue() {
 	}
 }
 
-// readLoop runs in the HTTP handler's goroutine until the socket fails.
+// readLoop runs in the link's own goroutine until the socket fails.
 func (c *Conn) readLoop(ctx context.Context) {
 	cfg := c.ep.cfg
 	c.ws.SetPongHandler(func(string) error {

@@ -6,9 +6,10 @@
 // registers the connection in a Registry, superseding an older connection of
 // the same installation.
 //
-// Each Conn has exactly one reader (the HTTP handler's goroutine) and one
-// writer goroutine; the writer owns every write, including pings and the close
-// frame. Sends go through a bounded queue: when it is full the agent is
+// Each Conn has exactly one reader and one writer goroutine; the writer owns
+// every write, including pings and the close frame. The HTTP handler reads
+// the hello, then starts the reader and returns, so that net/http frees what
+// it holds per request; Shutdown waits for the links it started. Sends go through a bounded queue: when it is full the agent is
 // disconnected as slow and the hub never blocks. Commands in both directions
 // are correlated by message id; every Call has a deadline and fails at once
 // when the connection drops.

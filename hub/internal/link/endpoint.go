@@ -125,8 +125,8 @@ func (e *Endpoint) refuse(w http.ResponseWriter, status int, reason, msg string)
 	_ = json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "code": reason, "detail": msg})
 }
 
-// ServeHTTP upgrades an authenticated agent and serves its link until it
-// ends.
+// ServeHTTP upgrades an authenticated agent, reads its hello, and hands the
+// link to a goroutine that serves it until it ends; Shutdown waits for it.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	closing := e.closing
@@ -138,7 +138,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, http.StatusServiceUnavailable, "shutting_down", "the hub is shutting down; reconnect to a peer or retry shortly")
 		return
 	}
-	defer e.wg.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			e.wg.Done()
+		}
+	}()
 
 	if r.Header.Get("Origin") != "" {
 		e.log.Warn("refused link from a browser origin", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
@@ -185,7 +190,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		close(c.done)
 		return
 	}
-	e.serve(c)
+	// Serve the link from a goroutine of its own and return: net/http keeps
+	// its 4 KiB read and write buffers, the request and the response, and
+	// this goroutine keeps its deep stack, for as long as the handler runs.
+	// That was about half of each link's memory.
+	handedOff = true
+	go func() {
+		defer e.wg.Done()
+		e.serve(c)
+	}()
 }
 
 // hello reads the first frame, which must be a hello, and answers it.

@@ -108,7 +108,7 @@ type testHub struct {
 
 // newTestHub starts an endpoint with cfg and handlers; the test's cleanup
 // shuts it down.
-func newTestHub(t *testing.T, cfg link.Config, handlers map[protocol.Op]link.HandlerFunc) *testHub {
+func newTestHub(t testing.TB, cfg link.Config, handlers map[protocol.Op]link.HandlerFunc) *testHub {
 	t.Helper()
 	sess := newFakeSessions()
 	reg := prometheus.NewRegistry()
