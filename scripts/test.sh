@@ -13,5 +13,7 @@ echo "== go vet"
 go vet ./shared/... ./hub/... ./agent/...
 echo "== go build"
 make -s build
+echo "== chromium for the browser tests"
+scripts/ensure-chromium.sh
 echo "== go test -race"
 go test -race -count=1 -timeout 12m ./shared/... ./hub/... ./agent/... 2>&1 | tee /tmp/ferry-test.log

@@ -225,6 +225,42 @@ func (h *hub) setupOrg(t *testing.T, org string, envs ...string) map[string]stri
 	return ids
 }
 
+// user makes a user of org with a password and the given role bindings
+// (each {"scope", "env", "crossId", "role"}), as the platform admin, and
+// returns its id.
+func (h *hub) user(t *testing.T, org, username, password string, bindings ...map[string]string) string {
+	t.Helper()
+	var u struct{ ID string }
+	if st := h.call(t, "POST", "/api/v1/orgs/"+org+"/users", map[string]string{"username": username, "password": password}, &u); st != http.StatusCreated {
+		t.Fatalf("create user %s: status %d", username, st)
+	}
+	for _, b := range bindings {
+		b["userId"] = u.ID
+		if st := h.call(t, "POST", "/api/v1/orgs/"+org+"/role-bindings", b, nil); st != http.StatusCreated {
+			t.Fatalf("bind %v: status %d", b, st)
+		}
+	}
+	return u.ID
+}
+
+// signIn returns a session of the user, signed by the hub.
+func (h *hub) signIn(t *testing.T, org, username, password string) string {
+	t.Helper()
+	var s struct{ Token string }
+	st := doJSON(t, "POST", h.url+"/api/v1/auth/session", "", map[string]string{"org": org, "username": username, "password": password}, &s)
+	if st != http.StatusOK || s.Token == "" {
+		t.Fatalf("sign in %s/%s: status %d", org, username, st)
+	}
+	return s.Token
+}
+
+// adminSession makes an organization admin of org and returns a session.
+func (h *hub) adminSession(t *testing.T, org string) string {
+	t.Helper()
+	h.user(t, org, "e2e-admin", "e2e-admin-password", map[string]string{"scope": "ORGANIZATION", "role": "ADMIN"})
+	return h.signIn(t, org, "e2e-admin", "e2e-admin-password")
+}
+
 func (h *hub) linkToken(t *testing.T, org, env string) string {
 	t.Helper()
 	var out struct{ Token string }
@@ -312,6 +348,9 @@ type agent struct {
 	*proc
 	url, dir string
 	args     []string
+	// session is the hub-signed session sent to the agent's REST API,
+	// which accepts only sessions; empty until the test sets one.
+	session string
 }
 
 func startAgent(t *testing.T, h *hub, a *apim, dir, linkToken string) *agent {

@@ -31,6 +31,15 @@ func newWorld(t *testing.T) *world {
 	w.devAgent = startAgent(t, w.hub, w.devAPIM, filepath.Join(dir, "dev"), w.hub.linkToken(t, "demo", "Dev"))
 	w.prodAgnt = startAgent(t, w.hub, w.prodAPIM, filepath.Join(dir, "prod"), w.hub.linkToken(t, "demo", "Prod"))
 	waitFor(t, 15*time.Second, "both agents online", func() bool { return w.hub.online(t, "demo") == 2 })
+	// The agents' REST APIs take hub-signed sessions only.
+	sess := w.hub.adminSession(t, "demo")
+	w.devAgent.session, w.prodAgnt.session = sess, sess
+	// An agent verifies sessions once it has the hub's keys from the
+	// hello reply, which may land just after the hub shows it online.
+	waitFor(t, 15*time.Second, "agents accept sessions", func() bool {
+		return doJSON(t, "GET", w.devAgent.url+"/api/v1/session", sess, nil, nil) == http.StatusOK &&
+			doJSON(t, "GET", w.prodAgnt.url+"/api/v1/session", sess, nil, nil) == http.StatusOK
+	})
 	return w
 }
 
@@ -121,7 +130,7 @@ func pendingTasks(t *testing.T, ag *agent) []string {
 			ID string `json:"id"`
 		}
 	}
-	if st := doJSON(t, "GET", ag.url+"/api/v1/tasks", "", nil, &out); st != http.StatusOK {
+	if st := doJSON(t, "GET", ag.url+"/api/v1/tasks", ag.session, nil, &out); st != http.StatusOK {
 		t.Fatalf("tasks: %d", st)
 	}
 	var ids []string
@@ -136,7 +145,7 @@ func decide(t *testing.T, ag *agent, id, verb string, body any) int {
 	if body == nil {
 		body = map[string]any{}
 	}
-	return doJSON(t, "POST", ag.url+"/api/v1/tasks/"+id+"/_"+verb, "", body, nil)
+	return doJSON(t, "POST", ag.url+"/api/v1/tasks/"+id+"/_"+verb, ag.session, body, nil)
 }
 
 func sample(t *testing.T, name string) []byte {
@@ -218,7 +227,7 @@ func TestPromoteAcceptUpdateReject(t *testing.T) {
 	// The source agent learns the outcome.
 	waitFor(t, 15*time.Second, "Dev agent shows REJECTED", func() bool {
 		var out struct{ Items []struct{ ID, Status string } }
-		doJSON(t, "GET", w.devAgent.url+"/api/v1/promotions", "", nil, &out)
+		doJSON(t, "GET", w.devAgent.url+"/api/v1/promotions", w.devAgent.session, nil, &out)
 		for _, i := range out.Items {
 			if i.ID == p3.ID && i.Status == "REJECTED" {
 				return true

@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/config"
+	"ferry.dev/agent/internal/console"
 	"ferry.dev/agent/internal/enroll"
 	"ferry.dev/agent/internal/link"
 	"ferry.dev/agent/internal/task"
@@ -87,6 +89,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer store.Close()
+	// Sessions verify with the keys of the last hello, persisted, until the
+	// link brings new ones: the REST API works with the hub down.
+	auth, err := authn.New(authn.Config{Store: store, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	if err := auth.Load(ctx); err != nil {
+		return err
+	}
 	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL}, d.log, d.reg)
 	if err != nil {
 		return err
@@ -100,19 +111,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Handle(protocol.OpPromotionUpdate, runner.HandleUpdate)
 	lc.Handle(protocol.OpExportAPI, runner.HandleExport)
 	lc.OnConnect(runner.Connected)
+	lc.OnConnect(auth.Connected) // the only source of session keys
 
 	api, err := web.New(web.Config{
 		Service:      runner,
-		Status:       func() web.Status { return d.status(lc) },
-		Actor:        "console@" + orUnknown(host),
+		Status:       func() web.Status { return d.status(lc, auth) },
+		Auth:         auth,
 		Logger:       d.log,
 		AllowedHosts: allowedHosts(ln.Addr()),
 	})
 	if err != nil {
 		return err
 	}
+	con, err := console.New(console.Config{API: api, HubURL: d.cfg.HubURL, Exporter: d.apim, Logger: d.log, AllowedHosts: allowedHosts(ln.Addr())})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api)
+	mux.Handle("/console/", con)
+	mux.Handle("GET /{$}", con) // redirects to the console
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","link":%q}`+"\n", lc.State().String())
@@ -120,6 +138,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 8 << 10}
+	srv.RegisterOnShutdown(con.Close) // ends the console's event streams
 
 	// The link and the runner outlive ctx so that they can drain in order.
 	linkCtx, stopLink := context.WithCancel(context.Background())
@@ -159,8 +178,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// status reports the link and the installation's identity for the REST API.
-func (d *Daemon) status(lc *link.Client) web.Status {
+// status reports the link and the installation's identity for the REST API:
+// from the last hello of this run, or else from the one persisted by an
+// earlier run.
+func (d *Daemon) status(lc *link.Client, auth *authn.Verifier) web.Status {
 	st := lc.State()
 	s := web.Status{Link: st.String(), HubReachable: st == link.StateConnected, HubURL: d.cfg.HubURL,
 		AgentVersion: Version, APIMURL: d.cfg.APIMURL, Environments: []web.EnvironmentRef{}}
@@ -169,24 +190,23 @@ func (d *Daemon) status(lc *link.Client) web.Status {
 		for _, e := range h.Environments {
 			s.Environments = append(s.Environments, web.EnvironmentRef{ID: e.ID, Name: e.Name})
 		}
+	} else if id, ok := auth.Identity(); ok {
+		s.InstallationID, s.OrgID, s.OrgName = id.InstallationID, id.OrgID, id.OrgName
+		for _, e := range id.Environments {
+			s.Environments = append(s.Environments, web.EnvironmentRef{ID: e.ID, Name: e.Name})
+		}
 	}
 	return s
 }
 
 // allowedHosts returns the Host names the REST API accepts: the loopback
-// names when it listens on loopback (a defence against DNS rebinding until
-// the API has authentication), and any otherwise.
+// names when it listens on loopback (a defence against DNS rebinding, which
+// would otherwise let another site's page use the session cookie), and any
+// otherwise.
 func allowedHosts(a net.Addr) []string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok || !ta.IP.IsLoopback() {
 		return nil
 	}
 	return []string{"localhost", "127.0.0.1", "::1", ta.IP.String()}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }

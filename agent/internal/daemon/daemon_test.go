@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,12 +44,9 @@ func TestPromotionThroughTheDaemon(t *testing.T) {
 
 	var mu sync.Mutex
 	var decisions []protocol.Decision
+	keys := newHubKeys(t)
 	hub := &hubtest.Hub{
-		OnHello: func(*hubtest.Conn, *protocol.Hello) (*protocol.HelloReply, error) {
-			r := hubtest.DefaultHelloReply()
-			r.Environments = []protocol.Environment{{ID: "env_prod", Name: "Prod"}}
-			return r, nil
-		},
+		OnHello: keys.hello,
 		OnCommand: func(_ *hubtest.Conn, cmd *protocol.Command) *protocol.Reply {
 			var out any
 			switch cmd.Op {
@@ -81,24 +76,7 @@ func TestPromotionThroughTheDaemon(t *testing.T) {
 	}
 	listen := freeAddr(t)
 	cfg := config.Config{HubURL: hub.URL(), APIMURL: apimTS.URL + "/management/v2", APIMEnv: "DEFAULT", Listen: listen, DataDir: dataDir, LogFormat: "text"}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	}()
+	defer startDaemon(t, cfg)()
 
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
@@ -123,26 +101,17 @@ func TestPromotionThroughTheDaemon(t *testing.T) {
 	}
 
 	base := "http://" + listen
-	get := func(path string) (int, string) {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	tok := keys.sign(t, "usr_ada", "Ada", time.Now().Add(time.Hour), "env_prod")
+	get := func(path string) (int, string) { return call(t, http.MethodGet, base+path, tok) }
+	waitKeys(t, base, tok)
 	if code, body := get("/api/v1/tasks"); code != http.StatusOK || !strings.Contains(body, `"id":"prm_1"`) {
 		t.Fatalf("GET /api/v1/tasks = %d %s", code, body)
 	}
-	resp, err := http.Post(base+"/api/v1/tasks/prm_1/_accept", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
+	if code, body := call(t, http.MethodPost, base+"/api/v1/tasks/prm_1/_accept", ""); code != http.StatusUnauthorized {
+		t.Fatalf("accept without a session = %d %s", code, body)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"outcome":"ACCEPTED"`) {
-		t.Fatalf("accept = %d %s", resp.StatusCode, b)
+	if code, body := call(t, http.MethodPost, base+"/api/v1/tasks/prm_1/_accept", tok); code != http.StatusOK || !strings.Contains(body, `"outcome":"ACCEPTED"`) {
+		t.Fatalf("accept = %d %s", code, body)
 	}
 	apis := sim.APIs("DEFAULT")
 	if len(apis) != 1 || apis[0].CrossID != san.CrossID {
@@ -164,7 +133,7 @@ func TestPromotionThroughTheDaemon(t *testing.T) {
 	mu.Lock()
 	got := decisions[0]
 	mu.Unlock()
-	if got.PromotionID != "prm_1" || got.TargetAPIID != apis[0].ID || !got.Created || !strings.HasPrefix(got.Actor, "console@") {
+	if got.PromotionID != "prm_1" || got.TargetAPIID != apis[0].ID || !got.Created || got.Actor != "Ada (usr_ada)" || got.Session != tok {
 		t.Errorf("decision at the hub = %+v", got)
 	}
 
@@ -177,7 +146,7 @@ func TestPromotionThroughTheDaemon(t *testing.T) {
 		t.Errorf("exported = %+v (%v)", exp, err)
 	}
 
-	if code, body := get("/api/v1/status"); code != http.StatusOK || !strings.Contains(body, `"link":"connected"`) || !strings.Contains(body, `"env_prod"`) {
+	if code, body := call(t, http.MethodGet, base+"/api/v1/status", ""); code != http.StatusOK || !strings.Contains(body, `"link":"connected"`) || !strings.Contains(body, `"env_prod"`) {
 		t.Errorf("status = %d %s", code, body)
 	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "ferry_agent_imports_total") || !strings.Contains(body, "ferry_agent_tasks_pending") {

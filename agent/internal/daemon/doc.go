@@ -6,9 +6,11 @@
 // commands finish), stop HTTP (in-flight REST requests finish), stop the task
 // runner, close the store.
 //
-// The REST API has no authentication yet (see package web): it is served on
-// the --listen address, loopback by default, and decisions are attributed to
-// "console@<hostname>".
+// The REST API authenticates hub-signed user sessions (see packages web and
+// authn). The hub's session keys reach the agent only over the link: every
+// hello's keys are kept in memory and persisted in the store, and loaded at
+// start, so sessions verify offline after a restart with the hub down.
+// Requests and decisions are attributed to the session's user.
 //
 // Nothing imports daemon except cmd/ferry-agent and end-to-end tests.
 package daemon

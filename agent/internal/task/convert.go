@@ -21,5 +21,6 @@ func toWireDecision(d taskstore.Decision) protocol.Decision {
 	return protocol.Decision{
 		PromotionID: d.PromotionID, Outcome: protocol.DecisionOutcome(d.Outcome), Actor: d.Actor,
 		TargetAPIID: d.TargetAPIID, Created: d.Created, Reason: d.Reason, DecidedAt: d.DecidedAt.UTC(),
+		Session: d.Session.Reveal(),
 	}
 }

@@ -12,7 +12,12 @@
 //
 // Accepting is crash-safe and idempotent:
 //
-//  1. the intent (ACCEPTING, actor, time) is recorded durably;
+//  0. the user (an authn.User) must hold ENVIRONMENT_API CREATE and UPDATE
+//     on the task's target environment; otherwise the accept is refused as
+//     forbidden and nothing is recorded or imported (rejecting needs the
+//     same);
+//  1. the intent (ACCEPTING, actor, the user's session token, time) is
+//     recorded durably;
 //  2. the target API is looked up by crossId, then by the API that an
 //     earlier accepted promotion of the same crossId created here;
 //  3. it is updated, or else created. The created API carries the crossId,
@@ -20,7 +25,9 @@
 //     updates it instead of creating a second API (the task also records
 //     that a create was attempted, so the decision still says "created");
 //  4. the decision and the task's new state are stored in one transaction;
-//  5. the decision is reported to the hub from the outbox.
+//  5. the decision is reported to the hub from the outbox, with the user's
+//     session token so that the hub checks the permission again. The
+//     token is erased once the hub acknowledged or refused the report.
 //
 // Tasks left ACCEPTING by a crash or shutdown are resumed when Run starts
 // (and retried periodically). An APIM failure that the APIM client's own
@@ -34,6 +41,13 @@
 // with a per-decision backoff. A hub answer of conflict (the promotion was
 // cancelled or decided meanwhile) abandons that report with a warning;
 // temporary errors are retried, across restarts.
+//
+// # Promotion requests
+//
+// RequestPromotion exports and sanitizes the API first (reads only), then
+// requires API_DEFINITION UPDATE on the resulting crossId in this
+// environment, and only then asks the hub, with the user as requester and
+// their session token. A refusal asks the hub nothing.
 //
 // # Hub pushes and reconciliation
 //

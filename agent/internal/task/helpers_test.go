@@ -19,9 +19,11 @@ import (
 
 	"ferry.dev/agent/apimsim"
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/definition"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 const (
@@ -116,6 +118,21 @@ func (h *fakeHub) ackDecisions() {
 }
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// user is an authenticated user with env permissions; the rig's runner
+// trusts whatever authn verified, so no signature is needed here.
+func user(id, name string, env map[string][]session.Permission, api map[string][]session.Permission) authn.User {
+	u := authn.User{Claims: session.Claims{Org: "org_1", Name: name, Env: env, API: api}, Token: authn.Token("tok-" + id)}
+	u.Claims.Subject = id
+	return u
+}
+
+// admin holds every permission a promotion needs in Prod, the rig's
+// environment; actor is how it is recorded.
+var admin = user("usr_ada", "Ada", map[string][]session.Permission{
+	envProd: {session.EnvAPIRead, session.EnvAPICreate, session.EnvAPIUpdate, session.APIDefUpdate}}, nil)
+
+const actor = "Ada (usr_ada)"
 
 // rig is one test's agent: a stand-in APIM over HTTP, the real client, the
 // real store on a temp dir, a fake hub and a Runner.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
 )
@@ -40,7 +41,7 @@ type Store interface {
 	Task(ctx context.Context, id string) (taskstore.Task, error)
 	Tasks(ctx context.Context, state taskstore.State) ([]taskstore.Task, error)
 	CountTasks(ctx context.Context, state taskstore.State) (int, error)
-	BeginAccept(ctx context.Context, id, actor string, at time.Time) (taskstore.Task, error)
+	BeginAccept(ctx context.Context, id, actor string, sess authn.Token, at time.Time) (taskstore.Task, error)
 	MarkCreateAttempt(ctx context.Context, id string, at time.Time) error
 	Cancel(ctx context.Context, id, reason string, at time.Time) (bool, error)
 	Decide(ctx context.Context, d taskstore.Decision, from taskstore.State, at time.Time) error

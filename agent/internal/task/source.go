@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/definition"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // sourceEnv returns the environment this agent serves, from the hub's hello.
@@ -77,12 +79,25 @@ func (r *Runner) Targets(ctx context.Context) (protocol.TargetList, error) {
 	return tl, nil
 }
 
-// RequestPromotion exports apiID, sanitizes it and asks the hub to promote it
-// to target, an environment id or name. It returns the promotion the hub
+// RequestPromotion exports apiID, sanitizes it and, when u holds
+// API_DEFINITION UPDATE on it in this environment, asks the hub to promote
+// it to target, an environment id or name, with u as the requester and u's
+// session for the hub to check again. Without the permission it answers
+// forbidden and asks the hub nothing. It returns the promotion the hub
 // created, which is also stored in the local view.
-func (r *Runner) RequestPromotion(ctx context.Context, apiID, target, requester string) (taskstore.Promotion, error) {
+func (r *Runner) RequestPromotion(ctx context.Context, apiID, target string, u authn.User) (taskstore.Promotion, error) {
+	requester := u.Actor()
 	src, err := r.sourceEnv()
 	if err != nil {
+		return taskstore.Promotion{}, err
+	}
+	// The crossId that the permission is bound to is known after the
+	// export; exporting changes nothing.
+	api, err := r.Export(ctx, apiID)
+	if err != nil {
+		return taskstore.Promotion{}, err
+	}
+	if err := u.RequireAPI(src.ID, src.Name, api.CrossID, api.Name, session.APIDefUpdate); err != nil {
 		return taskstore.Promotion{}, err
 	}
 	tl, err := r.Targets(ctx)
@@ -96,12 +111,8 @@ func (r *Runner) RequestPromotion(ctx context.Context, apiID, target, requester 
 	if dst.ID == src.ID {
 		return taskstore.Promotion{}, protocol.Errorf(protocol.CodeInvalid, "the target environment is the one this agent serves")
 	}
-	api, err := r.Export(ctx, apiID)
-	if err != nil {
-		return taskstore.Promotion{}, err
-	}
 	var p protocol.Promotion
-	req := protocol.PromotionRequest{API: api, SourceEnvID: src.ID, TargetEnvID: dst.ID, Requester: requester}
+	req := protocol.PromotionRequest{API: api, SourceEnvID: src.ID, TargetEnvID: dst.ID, Requester: requester, Session: u.Token.Reveal()}
 	if err := r.hub.Call(ctx, protocol.OpRequestPromotion, req, &p); err != nil {
 		return taskstore.Promotion{}, hubErr(err)
 	}

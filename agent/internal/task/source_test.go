@@ -46,7 +46,7 @@ func TestRequestPromotion(t *testing.T) {
 			APIName: got.API.Name, Status: protocol.PromotionCreated, CreatedAt: t0, UpdatedAt: t0}, nil
 	})
 
-	p, err := r.runner.RequestPromotion(context.Background(), "api-id", "qa", "console@host")
+	p, err := r.runner.RequestPromotion(context.Background(), "api-id", "qa", admin)
 	if err != nil {
 		t.Fatalf("RequestPromotion: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestRequestPromotion(t *testing.T) {
 		t.Errorf("promotion = %+v", p)
 	}
 	wantCross := definition.StableCrossID(envProd, "api-id")
-	if got.SourceEnvID != envProd || got.TargetEnvID != "env_qa" || got.Requester != "console@host" ||
+	if got.SourceEnvID != envProd || got.TargetEnvID != "env_qa" || got.Requester != actor || got.Session != admin.Token.Reveal() ||
 		got.API.CrossID != wantCross || got.API.APIID != "api-id" || got.API.Name != "My Api" {
 		t.Errorf("request = %+v (crossId want %s)", got, wantCross)
 	}
@@ -86,7 +86,7 @@ func TestRequestPromotion(t *testing.T) {
 		if tt.hub != nil {
 			r.hub.handle(protocol.OpRequestPromotion, func(json.RawMessage) (any, error) { return nil, tt.hub })
 		}
-		_, err := r.runner.RequestPromotion(context.Background(), "api-id", tt.target, "x")
+		_, err := r.runner.RequestPromotion(context.Background(), "api-id", tt.target, admin)
 		if c := protocol.CodeOf(err); c != tt.want {
 			t.Errorf("target %s, hub %v: code %s (%v), want %s", tt.target, tt.hub, c, err, tt.want)
 		}

@@ -17,8 +17,6 @@ import (
 	"ferry.dev/shared/protocol"
 )
 
-const actor = "console@test"
-
 func TestDeliveryStoresThenAcksAndDuplicatesRaiseNothing(t *testing.T) {
 	r := newRig(t)
 	san := sample(t, membersSample)
@@ -115,7 +113,7 @@ func TestAcceptCreatesWithCrossIDAndWithoutMembersOrGroups(t *testing.T) {
 	san := sample(t, membersSample)
 	r.deliver("prm_1", san)
 
-	d, err := r.runner.Accept(context.Background(), "prm_1", actor)
+	d, err := r.runner.Accept(context.Background(), "prm_1", admin)
 	if err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
@@ -158,6 +156,9 @@ func TestAcceptCreatesWithCrossIDAndWithoutMembersOrGroups(t *testing.T) {
 	if sent.PromotionID != "prm_1" || sent.Outcome != protocol.OutcomeAccepted || !sent.Created || sent.TargetAPIID != d.TargetAPIID || sent.Actor != actor {
 		t.Errorf("reported decision = %+v", sent)
 	}
+	if sent.Session != admin.Token.Reveal() {
+		t.Errorf("reported decision carries session %q, want the accepting user's", sent.Session)
+	}
 	if v := testutil.ToFloat64(r.runner.m.imports.WithLabelValues("created")); v != 1 {
 		t.Errorf("imports_total{outcome=created} = %v, want 1", v)
 	}
@@ -167,10 +168,10 @@ func TestAcceptCreatesWithCrossIDAndWithoutMembersOrGroups(t *testing.T) {
 		t.Errorf("promotions view = %+v", view)
 	}
 	// Accepting again is a conflict, not a second import.
-	if _, err := r.runner.Accept(context.Background(), "prm_1", actor); protocol.CodeOf(err) != protocol.CodeConflict {
+	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeConflict {
 		t.Errorf("second accept error = %v, want conflict", err)
 	}
-	if _, err := r.runner.Accept(context.Background(), "prm_nope", actor); protocol.CodeOf(err) != protocol.CodeNotFound {
+	if _, err := r.runner.Accept(context.Background(), "prm_nope", admin); protocol.CodeOf(err) != protocol.CodeNotFound {
 		t.Errorf("accept of an unknown task error = %v, want not_found", err)
 	}
 }
@@ -179,7 +180,7 @@ func TestSecondPromotionOfSameCrossIDUpdates(t *testing.T) {
 	r := newRig(t)
 	san := sample(t, membersSample)
 	r.deliver("prm_1", san)
-	first, err := r.runner.Accept(context.Background(), "prm_1", actor)
+	first, err := r.runner.Accept(context.Background(), "prm_1", admin)
 	if err != nil || !first.Created {
 		t.Fatalf("first accept = %+v, %v", first, err)
 	}
@@ -191,7 +192,7 @@ func TestSecondPromotionOfSameCrossIDUpdates(t *testing.T) {
 	if detail.Plan == nil || detail.Plan.Action != ActionUpdate || detail.Plan.ExistingAPIID != first.TargetAPIID || detail.Plan.MatchedBy != MatchedByCrossID {
 		t.Errorf("plan = %+v, want update of %s by crossId", detail.Plan, first.TargetAPIID)
 	}
-	second, err := r.runner.Accept(context.Background(), "prm_2", actor)
+	second, err := r.runner.Accept(context.Background(), "prm_2", admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestEarlierPromotionFindsTargetWhenCrossIDSearchFails(t *testing.T) {
 	r := newRig(t)
 	san := sample(t, membersSample)
 	r.deliver("prm_1", san)
-	first, err := r.runner.Accept(context.Background(), "prm_1", actor)
+	first, err := r.runner.Accept(context.Background(), "prm_1", admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestEarlierPromotionFindsTargetWhenCrossIDSearchFails(t *testing.T) {
 	if detail.Plan == nil || detail.Plan.MatchedBy != MatchedByPrevious || detail.Plan.ExistingAPIID != first.TargetAPIID {
 		t.Errorf("plan = %+v, want update of %s found by the earlier promotion", detail.Plan, first.TargetAPIID)
 	}
-	second, err := r.runner.Accept(context.Background(), "prm_2", actor)
+	second, err := r.runner.Accept(context.Background(), "prm_2", admin)
 	if err != nil || second.Created || second.TargetAPIID != first.TargetAPIID {
 		t.Errorf("second decision = %+v, %v; want an update of %s", second, err, first.TargetAPIID)
 	}
@@ -242,7 +243,7 @@ func TestRejectLeavesAPIMUnchanged(t *testing.T) {
 	r.hub.ackDecisions()
 	r.run()
 	r.deliver("prm_1", sample(t, membersSample))
-	d, err := r.runner.Reject(context.Background(), "prm_1", actor, "not this week")
+	d, err := r.runner.Reject(context.Background(), "prm_1", admin, "not this week")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,14 +258,14 @@ func TestRejectLeavesAPIMUnchanged(t *testing.T) {
 	}
 	eventually(t, "the rejection to be reported", func() bool { return len(r.hub.callsOf(protocol.OpReportDecision)) > 0 })
 	for _, op := range []func() error{
-		func() error { _, err := r.runner.Reject(context.Background(), "prm_1", actor, ""); return err },
-		func() error { _, err := r.runner.Accept(context.Background(), "prm_1", actor); return err },
+		func() error { _, err := r.runner.Reject(context.Background(), "prm_1", admin, ""); return err },
+		func() error { _, err := r.runner.Accept(context.Background(), "prm_1", admin); return err },
 	} {
 		if err := op(); protocol.CodeOf(err) != protocol.CodeConflict {
 			t.Errorf("deciding a rejected task again = %v, want conflict", err)
 		}
 	}
-	if _, err := r.runner.Reject(context.Background(), "nope", actor, ""); protocol.CodeOf(err) != protocol.CodeNotFound {
+	if _, err := r.runner.Reject(context.Background(), "nope", admin, ""); protocol.CodeOf(err) != protocol.CodeNotFound {
 		t.Errorf("reject unknown = %v, want not_found", err)
 	}
 }
@@ -276,7 +277,7 @@ func TestCrashBetweenImportAndRecordResumesWithoutDuplicate(t *testing.T) {
 	// The import succeeds, then the agent "dies" before the decision is
 	// recorded: Decide fails, the task stays ACCEPTING.
 	r.open(func(s Store) Store { return &failingStore{Store: s, failDecide: 1} })
-	if _, err := r.runner.Accept(context.Background(), "prm_1", actor); err == nil {
+	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); err == nil {
 		t.Fatal("accept succeeded although the decision could not be stored")
 	}
 	if got, _ := r.store.Task(context.Background(), "prm_1"); got.State != taskstore.StateAccepting {
@@ -302,6 +303,11 @@ func TestCrashBetweenImportAndRecordResumesWithoutDuplicate(t *testing.T) {
 	if d.Outcome != taskstore.OutcomeAccepted || d.TargetAPIID != apis[0].ID || !d.Created || d.Actor != actor {
 		t.Errorf("resumed decision = %+v, want ACCEPTED, created, %s", d, apis[0].ID)
 	}
+	var sent protocol.Decision
+	_ = json.Unmarshal(r.hub.callsOf(protocol.OpReportDecision)[0], &sent)
+	if sent.Session != admin.Token.Reveal() || sent.Actor != actor {
+		t.Errorf("the resumed accept reported actor %q and session %q, want the accepting user's", sent.Actor, sent.Session)
+	}
 }
 
 func TestLostCreateResponseFindsTheAPI(t *testing.T) {
@@ -309,7 +315,7 @@ func TestLostCreateResponseFindsTheAPI(t *testing.T) {
 	san := sample(t, membersSample)
 	r.deliver("prm_1", san)
 	r.sim.DropResponseAfterApply(1)
-	d, err := r.runner.Accept(context.Background(), "prm_1", actor)
+	d, err := r.runner.Accept(context.Background(), "prm_1", admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +330,7 @@ func TestAPIMFailureEndsInError(t *testing.T) {
 	r.run()
 	r.deliver("prm_1", sample(t, membersSample))
 	r.sim.FailNext(100, http.StatusServiceUnavailable)
-	d, err := r.runner.Accept(context.Background(), "prm_1", actor)
+	d, err := r.runner.Accept(context.Background(), "prm_1", admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +359,7 @@ func TestReportRetriedUntilAcknowledged(t *testing.T) {
 		return protocol.Promotion{ID: "prm_1", TargetEnvID: envProd, Status: protocol.PromotionRejected}, nil
 	})
 	r.deliver("prm_1", sample(t, membersSample))
-	if _, err := r.runner.Reject(context.Background(), "prm_1", actor, ""); err != nil {
+	if _, err := r.runner.Reject(context.Background(), "prm_1", admin, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.run()
@@ -376,7 +382,7 @@ func TestReportSurvivesRestartAndHubOutage(t *testing.T) {
 		return nil, protocol.Errorf(protocol.CodeUnavailable, "not connected to the hub")
 	})
 	r.deliver("prm_1", sample(t, membersSample))
-	if _, err := r.runner.Reject(context.Background(), "prm_1", actor, ""); err != nil {
+	if _, err := r.runner.Reject(context.Background(), "prm_1", admin, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.open(nil) // restart while the hub is still down
@@ -395,7 +401,7 @@ func TestReportConflictStopsRetrying(t *testing.T) {
 		return nil, protocol.Errorf(protocol.CodeConflict, "promotion is CANCELLED")
 	})
 	r.deliver("prm_1", sample(t, membersSample))
-	if _, err := r.runner.Reject(context.Background(), "prm_1", actor, ""); err != nil {
+	if _, err := r.runner.Reject(context.Background(), "prm_1", admin, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.run()
@@ -435,10 +441,10 @@ func TestCancel(t *testing.T) {
 	if len(list) != 1 || list[0].ID != "prm_2" {
 		t.Errorf("pending after cancel = %+v", list)
 	}
-	if _, err := r.runner.Accept(context.Background(), "prm_1", actor); protocol.CodeOf(err) != protocol.CodeConflict {
+	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeConflict {
 		t.Errorf("accept cancelled = %v, want conflict", err)
 	}
-	if _, err := r.runner.Accept(context.Background(), "prm_2", actor); err != nil {
+	if _, err := r.runner.Accept(context.Background(), "prm_2", admin); err != nil {
 		t.Fatal(err)
 	}
 	if err := cancel("prm_2"); protocol.CodeOf(err) != protocol.CodeConflict {

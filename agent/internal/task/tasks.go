@@ -9,9 +9,11 @@ import (
 	"unicode/utf8"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/definition"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // Actions a Plan may announce.
@@ -180,20 +182,30 @@ func (r *Runner) target(ctx context.Context, crossID string) (apim.API, string, 
 	return api, MatchedByPrevious, true, nil
 }
 
-// Accept records the admin's acceptance of a pending task, imports its
-// definition into APIM and stores the decision, which Run then reports. It
-// returns the decision; an import failure is a decision with outcome ERROR,
-// not an error. If the work is interrupted (shutdown) the task stays
+// Accept records u's acceptance of a pending task, imports its definition
+// into APIM and stores the decision, which Run then reports with u's
+// session. u needs ENVIRONMENT_API CREATE and UPDATE on the task's target
+// environment; without them Accept answers forbidden and changes nothing.
+// It returns the decision; an import failure is a decision with outcome
+// ERROR, not an error. If the work is interrupted (shutdown) the task stays
 // ACCEPTING and is resumed on the next start.
-func (r *Runner) Accept(ctx context.Context, id, actor string) (taskstore.Decision, error) {
+func (r *Runner) Accept(ctx context.Context, id string, u authn.User) (taskstore.Decision, error) {
+	actor := u.Actor()
 	if actor == "" || len(actor) > maxActorBytes {
 		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "actor is required (at most 256 bytes)")
+	}
+	t, err := r.store.Task(ctx, id)
+	if err != nil {
+		return taskstore.Decision{}, r.storeErr("read task", err)
+	}
+	if err := u.RequireEnv(t.TargetEnvID, t.TargetEnvName, decidePermissions...); err != nil {
+		return taskstore.Decision{}, err
 	}
 	if !r.claim(id) {
 		return taskstore.Decision{}, protocol.Errorf(protocol.CodeConflict, "task "+id+" is being accepted")
 	}
 	defer r.release(id)
-	t, err := r.store.BeginAccept(ctx, id, actor, r.now().UTC())
+	t, err = r.store.BeginAccept(ctx, id, actor, u.Token, r.now().UTC())
 	if err != nil {
 		return taskstore.Decision{}, r.storeErr("begin accept", err)
 	}
@@ -211,6 +223,10 @@ func (r *Runner) Accept(ctx context.Context, id, actor string) (taskstore.Decisi
 	return d, nil
 }
 
+// decidePermissions are what accepting or rejecting a task needs on its
+// target environment.
+var decidePermissions = []session.Permission{session.EnvAPICreate, session.EnvAPIUpdate}
+
 // apply runs steps 2–4 of an accept for a task that is ACCEPTING. It returns
 // an error only when the task stays ACCEPTING (context ended, store failed);
 // APIM failures become an ERROR decision.
@@ -223,7 +239,7 @@ func (r *Runner) apply(ctx context.Context, t taskstore.Task) (taskstore.Decisio
 	if errors.As(ierr, &local) {
 		return taskstore.Decision{}, local.err
 	}
-	d := taskstore.Decision{PromotionID: t.ID, CrossID: t.CrossID, Actor: t.Actor, DecidedAt: t.DecidedAt}
+	d := taskstore.Decision{PromotionID: t.ID, CrossID: t.CrossID, Actor: t.Actor, DecidedAt: t.DecidedAt, Session: t.Session}
 	if d.DecidedAt.IsZero() {
 		d.DecidedAt = r.now().UTC()
 	}
@@ -294,9 +310,12 @@ func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, boo
 	return res, true, err
 }
 
-// Reject records the admin's rejection of a pending task. APIM is not
-// touched. The decision is stored, then reported by Run.
-func (r *Runner) Reject(ctx context.Context, id, actor, reason string) (taskstore.Decision, error) {
+// Reject records u's rejection of a pending task. APIM is not touched. u
+// needs ENVIRONMENT_API CREATE and UPDATE on the task's target environment;
+// without them Reject answers forbidden and changes nothing. The decision is
+// stored, then reported by Run with u's session.
+func (r *Runner) Reject(ctx context.Context, id string, u authn.User, reason string) (taskstore.Decision, error) {
+	actor := u.Actor()
 	if actor == "" || len(actor) > maxActorBytes {
 		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "actor is required (at most 256 bytes)")
 	}
@@ -307,11 +326,15 @@ func (r *Runner) Reject(ctx context.Context, id, actor, reason string) (taskstor
 	if err != nil {
 		return taskstore.Decision{}, r.storeErr("read task", err)
 	}
+	if err := u.RequireEnv(t.TargetEnvID, t.TargetEnvName, decidePermissions...); err != nil {
+		return taskstore.Decision{}, err
+	}
 	if t.State != taskstore.StatePending {
 		return taskstore.Decision{}, r.storeErr("reject", &taskstore.StateError{ID: id, State: t.State})
 	}
 	now := r.now().UTC()
-	d := taskstore.Decision{PromotionID: id, CrossID: t.CrossID, Outcome: taskstore.OutcomeRejected, Actor: actor, Reason: reason, DecidedAt: now}
+	d := taskstore.Decision{PromotionID: id, CrossID: t.CrossID, Outcome: taskstore.OutcomeRejected, Actor: actor, Reason: reason,
+		DecidedAt: now, Session: u.Token}
 	if err := r.store.Decide(ctx, d, taskstore.StatePending, now); err != nil {
 		return taskstore.Decision{}, r.storeErr("reject", err)
 	}

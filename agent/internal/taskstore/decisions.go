@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"ferry.dev/agent/internal/authn"
 )
 
 // Outcome is what became of a task. The values match the wire protocol's
@@ -48,6 +50,10 @@ type Decision struct {
 	// Reason is the reject reason or the import error.
 	Reason    string
 	DecidedAt time.Time
+	// Session is the decider's session token, sent with the report so that
+	// the hub can check the permission again. It is erased once the hub
+	// acknowledged or refused the report; empty when there is none.
+	Session authn.Token
 
 	ReportState ReportState
 	// Attempts counts failed reports.
@@ -57,24 +63,26 @@ type Decision struct {
 }
 
 const decisionColumns = `promotion_id, cross_id, outcome, actor, target_api_id, created, reason, decided_at,
-	report_state, attempts, last_error, reported_at`
+	report_state, attempts, last_error, reported_at, session`
 
 func scanDecision(sc interface{ Scan(...any) error }) (Decision, error) {
 	var d Decision
 	var created int
 	var dec, rep int64
+	var sess string
 	if err := sc.Scan(&d.PromotionID, &d.CrossID, &d.Outcome, &d.Actor, &d.TargetAPIID, &created, &d.Reason, &dec,
-		&d.ReportState, &d.Attempts, &d.LastError, &rep); err != nil {
+		&d.ReportState, &d.Attempts, &d.LastError, &rep, &sess); err != nil {
 		return Decision{}, err
 	}
-	d.Created, d.DecidedAt, d.ReportedAt = created == 1, fromNanos(dec), fromNanos(rep)
+	d.Created, d.DecidedAt, d.ReportedAt, d.Session = created == 1, fromNanos(dec), fromNanos(rep), authn.Token(sess)
 	return d, nil
 }
 
 // Decide stores d and marks its task DECIDED, in one transaction. The task
 // must be in state from (PENDING for a reject, ACCEPTING for an accept's
 // outcome); otherwise Decide gives a *StateError and stores nothing. at is
-// the time of the change.
+// the time of the change. The session token moves from the task to the
+// decision: the task's copy is erased.
 func (s *Store) Decide(ctx context.Context, d Decision, from State, at time.Time) error {
 	switch d.Outcome {
 	case OutcomeAccepted, OutcomeRejected, OutcomeFailed:
@@ -90,11 +98,12 @@ func (s *Store) Decide(ctx context.Context, d Decision, from State, at time.Time
 			return &StateError{ID: d.PromotionID, State: st}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO decisions (promotion_id, cross_id, outcome, actor, target_api_id,
-			created, reason, decided_at, report_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING')`,
-			d.PromotionID, d.CrossID, d.Outcome, d.Actor, d.TargetAPIID, boolInt(d.Created), d.Reason, nanos(d.DecidedAt)); err != nil {
+			created, reason, decided_at, report_state, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?)`,
+			d.PromotionID, d.CrossID, d.Outcome, d.Actor, d.TargetAPIID, boolInt(d.Created), d.Reason, nanos(d.DecidedAt),
+			d.Session.Reveal()); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET state = 'DECIDED', actor = ?, decided_at = ?, updated_at = ? WHERE id = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET state = 'DECIDED', actor = ?, session = '', decided_at = ?, updated_at = ? WHERE id = ?`,
 			d.Actor, nanos(d.DecidedAt), nanos(at), d.PromotionID)
 		return err
 	})
@@ -156,14 +165,16 @@ func (s *Store) Unreported(ctx context.Context) ([]Decision, error) {
 	return out, nil
 }
 
-// MarkReported records the hub's acknowledgement of a decision.
+// MarkReported records the hub's acknowledgement of a decision and erases
+// its session token.
 func (s *Store) MarkReported(ctx context.Context, promotionID string, at time.Time) error {
-	return s.setReport(ctx, promotionID, `report_state = 'REPORTED', reported_at = ?`, nanos(at))
+	return s.setReport(ctx, promotionID, `report_state = 'REPORTED', reported_at = ?, session = ''`, nanos(at))
 }
 
-// MarkAbandoned stops reporting a decision the hub refused for good.
+// MarkAbandoned stops reporting a decision the hub refused for good and
+// erases its session token.
 func (s *Store) MarkAbandoned(ctx context.Context, promotionID, why string) error {
-	return s.setReport(ctx, promotionID, `report_state = 'ABANDONED', last_error = ?`, why)
+	return s.setReport(ctx, promotionID, `report_state = 'ABANDONED', last_error = ?, session = ''`, why)
 }
 
 // ReportFailed counts a failed report of a decision.

@@ -17,6 +17,13 @@
 // PENDING → CANCELLED) and report ErrConflict otherwise, which makes racing
 // callers (an admin's accept and the hub's cancel) safe: exactly one wins.
 //
+// It also keeps what the agent learned from the hub's last hello (the
+// organization, the environments served and the hub's session keys, as an
+// authn.Identity) so that sessions verify after a restart with the hub
+// down, and users' session tokens (authn.Token) only as long as they are
+// needed: a task's while it is being accepted, a decision's until the hub
+// acknowledged or refused its report.
+//
 // The package knows nothing of the wire protocol or of REST: its types are
 // storage types, converted by the task package. Store is safe for concurrent
 // use.

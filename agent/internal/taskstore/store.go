@@ -27,7 +27,7 @@ var (
 
 // schemaVersion is the PRAGMA user_version this build writes. migrations[i]
 // takes the schema from version i to i+1; append, never edit.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var migrations = []string{
 	// 0 → 1
@@ -93,6 +93,23 @@ CREATE TABLE promotions (
 	updated_at      INTEGER NOT NULL          -- unix ns
 ) STRICT;
 CREATE INDEX promotions_created ON promotions(created_at DESC);
+`,
+	// 1 → 2: user sessions. A session token is a secret: it is kept only as
+	// long as it is needed (tasks: while ACCEPTING; decisions: until the
+	// hub acknowledges or refuses the report).
+	`
+ALTER TABLE tasks ADD COLUMN session TEXT NOT NULL DEFAULT '';     -- the accepting user's session token while ACCEPTING
+ALTER TABLE decisions ADD COLUMN session TEXT NOT NULL DEFAULT ''; -- the deciding user's session token, sent with the report
+
+CREATE TABLE hub_identity (
+	id              INTEGER PRIMARY KEY CHECK (id = 1), -- a single row
+	org_id          TEXT NOT NULL,
+	org_name        TEXT NOT NULL DEFAULT '',
+	installation_id TEXT NOT NULL DEFAULT '',
+	environments    TEXT NOT NULL DEFAULT '[]', -- JSON [{"id","name"}]
+	session_keys    TEXT NOT NULL DEFAULT '[]', -- JSON ["<standard base64 Ed25519 public key>"]
+	learned_at      INTEGER NOT NULL            -- unix ns
+) STRICT;
 `,
 }
 

@@ -80,11 +80,11 @@ func TestTransitions(t *testing.T) {
 		}
 	}
 	// a: accept → decided.
-	task, err := s.BeginAccept(ctx, "a", "console@host", t0)
+	task, err := s.BeginAccept(ctx, "a", "console@host", "", t0)
 	if err != nil || task.State != StateAccepting || task.Actor != "console@host" || len(task.Definition) == 0 {
 		t.Fatalf("BeginAccept = %+v, %v", task, err)
 	}
-	if _, err := s.BeginAccept(ctx, "a", "x", t0); !errors.Is(err, ErrConflict) {
+	if _, err := s.BeginAccept(ctx, "a", "x", "", t0); !errors.Is(err, ErrConflict) {
 		t.Errorf("second BeginAccept error = %v, want ErrConflict", err)
 	}
 	if _, err := s.Cancel(ctx, "a", "hub", t0); !errors.Is(err, ErrConflict) {
@@ -110,7 +110,7 @@ func TestTransitions(t *testing.T) {
 	if changed, err := s.Cancel(ctx, "b", "withdrawn", t0); err != nil || changed {
 		t.Errorf("second Cancel = %v, %v; want false, nil", changed, err)
 	}
-	if _, err := s.BeginAccept(ctx, "b", "x", t0); !errors.Is(err, ErrConflict) {
+	if _, err := s.BeginAccept(ctx, "b", "x", "", t0); !errors.Is(err, ErrConflict) {
 		t.Errorf("BeginAccept(CANCELLED) error = %v, want ErrConflict", err)
 	}
 	if _, err := s.Cancel(ctx, "zzz", "", t0); !errors.Is(err, ErrNotFound) {
@@ -213,7 +213,7 @@ func TestConcurrentAcceptAndCancelOneWins(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		var acceptErr, cancelErr error
-		wg.Go(func() { _, acceptErr = s.BeginAccept(ctx, id, "a", t0) })
+		wg.Go(func() { _, acceptErr = s.BeginAccept(ctx, id, "a", "", t0) })
 		wg.Go(func() { _, cancelErr = s.Cancel(ctx, id, "hub", t0) })
 		wg.Wait()
 		if (acceptErr == nil) == (cancelErr == nil) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"ferry.dev/agent/internal/authn"
 )
 
 // State is a task's local state.
@@ -58,19 +60,23 @@ type Task struct {
 	// this task, so that a resumed accept that finds the API by crossId
 	// knows this task created it.
 	CreateAttempted bool
+	// Session is the accepting user's session token, kept while the task
+	// is ACCEPTING so that a resumed accept reports it; empty otherwise.
+	Session authn.Token
 }
 
 const taskColumns = `id, state, org_id, source_env_id, source_env_name, target_env_id, target_env_name,
 	api_id, cross_id, api_name, api_version, requester, requested_at, received_at, updated_at,
-	actor, decided_at, reason, create_attempted`
+	actor, decided_at, reason, create_attempted, session`
 
 func scanTask(sc interface{ Scan(...any) error }, withDef bool) (Task, error) {
 	var t Task
 	var req, rec, upd, dec int64
 	var attempted int
+	var sess string
 	dst := []any{&t.ID, &t.State, &t.OrgID, &t.SourceEnvID, &t.SourceEnvName, &t.TargetEnvID, &t.TargetEnvName,
 		&t.APIID, &t.CrossID, &t.APIName, &t.APIVersion, &t.Requester, &req, &rec, &upd,
-		&t.Actor, &dec, &t.Reason, &attempted}
+		&t.Actor, &dec, &t.Reason, &attempted, &sess}
 	if withDef {
 		dst = append(dst, &t.Definition)
 	}
@@ -78,7 +84,7 @@ func scanTask(sc interface{ Scan(...any) error }, withDef bool) (Task, error) {
 		return Task{}, err
 	}
 	t.RequestedAt, t.ReceivedAt, t.UpdatedAt, t.DecidedAt = fromNanos(req), fromNanos(rec), fromNanos(upd), fromNanos(dec)
-	t.CreateAttempted = attempted == 1
+	t.CreateAttempted, t.Session = attempted == 1, authn.Token(sess)
 	return t, nil
 }
 
@@ -176,9 +182,10 @@ func (e *StateError) Error() string {
 func (e *StateError) Is(target error) bool { return target == ErrConflict }
 
 // BeginAccept records the admin's intent to accept: PENDING → ACCEPTING with
-// actor and time. It returns the task with its definition. A task in any
-// other state gives a *StateError.
-func (s *Store) BeginAccept(ctx context.Context, id, actor string, at time.Time) (Task, error) {
+// actor, the actor's session token (empty when none) and time. It returns
+// the task with its definition. A task in any other state gives a
+// *StateError.
+func (s *Store) BeginAccept(ctx context.Context, id, actor string, sess authn.Token, at time.Time) (Task, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		st, err := stateLocked(ctx, tx, id)
 		if err != nil {
@@ -187,8 +194,8 @@ func (s *Store) BeginAccept(ctx context.Context, id, actor string, at time.Time)
 		if st != StatePending {
 			return &StateError{ID: id, State: st}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET state = 'ACCEPTING', actor = ?, decided_at = ?, updated_at = ? WHERE id = ?`,
-			actor, nanos(at), nanos(at), id)
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET state = 'ACCEPTING', actor = ?, session = ?, decided_at = ?, updated_at = ? WHERE id = ?`,
+			actor, sess.Reveal(), nanos(at), nanos(at), id)
 		return err
 	})
 	if err != nil {

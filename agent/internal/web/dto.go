@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/task"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // List wraps every collection response.
@@ -219,6 +221,52 @@ type RejectRequest struct {
 // AcceptRequest is the optional body of POST /api/v1/tasks/{id}/_accept; it
 // has no fields yet.
 type AcceptRequest struct{}
+
+// SignIn is the body of POST /api/v1/session.
+type SignIn struct {
+	// Token is a session token from the hub. Required.
+	Token string `json:"token"`
+}
+
+// Session is GET and POST /api/v1/session: who the session's user is and
+// what they may do in this agent's environments. It never holds the token.
+type Session struct {
+	UserID    string     `json:"userId"`
+	Name      string     `json:"name,omitempty"`
+	OrgID     string     `json:"orgId"`
+	OrgAdmin  bool       `json:"orgAdmin"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Environments are this agent's environments with the user's
+	// environment-level permissions there (an organization admin holds
+	// them all).
+	Environments []EnvironmentGrant `json:"environments"`
+}
+
+// EnvironmentGrant is an environment and the permissions a user holds there.
+type EnvironmentGrant struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+}
+
+// knownPermissions are the permissions Session lists.
+var knownPermissions = []session.Permission{session.EnvAPICreate, session.EnvAPIRead, session.EnvAPIUpdate, session.EnvAPIDelete,
+	session.APIDefCreate, session.APIDefRead, session.APIDefUpdate, session.APIDefDelete}
+
+func (h *Handler) sessionDTO(u authn.User) Session {
+	out := Session{UserID: u.ID(), Name: u.Claims.Name, OrgID: u.Claims.Org, OrgAdmin: u.Claims.OrgAdmin,
+		ExpiresAt: timePtr(u.ExpiresAt()), Environments: []EnvironmentGrant{}}
+	for _, e := range h.environments() {
+		g := EnvironmentGrant{ID: e.ID, Name: e.Name, Permissions: []string{}}
+		for _, p := range knownPermissions {
+			if u.Claims.CanEnv(e.ID, p) {
+				g.Permissions = append(g.Permissions, string(p))
+			}
+		}
+		out.Environments = append(out.Environments, g)
+	}
+	return out
+}
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -77,6 +77,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error; the agent logged the details")
 	}
+	if pe.Code == protocol.CodeForbidden {
+		u, _ := userOf(r)
+		h.log.Warn("permission refused", "user", u.ID(), "method", r.Method, "route", r.Pattern, "path", r.URL.Path, "detail", pe.Message)
+	}
 	p := Problem{Code: string(pe.Code), Status: statusOf(pe.Code), Detail: pe.Message}
 	if pe.Code == protocol.CodeConflict {
 		p.ActiveID = pe.Ref

@@ -13,35 +13,46 @@ import (
 	"unicode/utf8"
 
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/task"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // Service is the promotion work behind the API. *task.Runner implements it.
 type Service interface {
 	APIs(ctx context.Context) ([]apim.API, error)
 	API(ctx context.Context, id string) (apim.API, error)
-	RequestPromotion(ctx context.Context, apiID, target, requester string) (taskstore.Promotion, error)
+	RequestPromotion(ctx context.Context, apiID, target string, u authn.User) (taskstore.Promotion, error)
 	Targets(ctx context.Context) (protocol.TargetList, error)
 	Promotions(ctx context.Context, status string) ([]taskstore.Promotion, error)
 	Tasks(ctx context.Context) ([]taskstore.Task, error)
 	Task(ctx context.Context, id string) (task.Detail, error)
-	Accept(ctx context.Context, id, actor string) (taskstore.Decision, error)
-	Reject(ctx context.Context, id, actor, reason string) (taskstore.Decision, error)
+	Accept(ctx context.Context, id string, u authn.User) (taskstore.Decision, error)
+	Reject(ctx context.Context, id string, u authn.User, reason string) (taskstore.Decision, error)
 }
 
-var _ Service = (*task.Runner)(nil)
+// Authenticator verifies session tokens and knows the environments the
+// agent serves. *authn.Verifier implements it.
+type Authenticator interface {
+	Verify(tok authn.Token) (authn.User, error)
+	Identity() (authn.Identity, bool)
+}
 
-// Config configures a Handler. Service, Status, Actor and Logger are
+var (
+	_ Service       = (*task.Runner)(nil)
+	_ Authenticator = (*authn.Verifier)(nil)
+)
+
+// Config configures a Handler. Service, Status, Auth and Logger are
 // required.
 type Config struct {
 	Service Service
 	// Status reports the agent's link and identity for GET /api/v1/status.
 	Status func() Status
-	// Actor is who decisions and promotion requests are attributed to until
-	// REST authentication exists, e.g. "console@<hostname>".
-	Actor  string
+	// Auth authenticates callers.
+	Auth   Authenticator
 	Logger *slog.Logger
 	// AllowedHosts, when not empty, are the only host names (without port)
 	// accepted in the Host header: the daemon sets the loopback names when
@@ -53,7 +64,7 @@ type Config struct {
 type Handler struct {
 	svc    Service
 	status func() Status
-	actor  string
+	auth   Authenticator
 	log    *slog.Logger
 	hosts  []string
 	mux    *http.ServeMux
@@ -67,24 +78,27 @@ const apiPrefix = "/api/v1/"
 
 // New builds a Handler.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Service == nil || cfg.Status == nil || cfg.Actor == "" || cfg.Logger == nil {
-		return nil, errors.New("web: service, status, actor and logger are required")
+	if cfg.Service == nil || cfg.Status == nil || cfg.Auth == nil || cfg.Logger == nil {
+		return nil, errors.New("web: service, status, auth and logger are required")
 	}
-	h := &Handler{svc: cfg.Service, status: cfg.Status, actor: cfg.Actor, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
+	h := &Handler{svc: cfg.Service, status: cfg.Status, auth: cfg.Auth, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
 	for _, n := range cfg.AllowedHosts {
 		h.hosts = append(h.hosts, strings.ToLower(n))
 	}
 	m := h.mux
 	m.HandleFunc("GET /api/v1/status", h.getStatus)
-	m.HandleFunc("GET /api/v1/apis", h.listAPIs)
-	m.HandleFunc("GET /api/v1/apis/{apiId}", h.getAPI)
-	m.HandleFunc("POST /api/v1/apis/{apiId}/_promote", h.promote)
-	m.HandleFunc("GET /api/v1/promotion-targets", h.targets)
-	m.HandleFunc("GET /api/v1/promotions", h.promotions)
-	m.HandleFunc("GET /api/v1/tasks", h.listTasks)
-	m.HandleFunc("GET /api/v1/tasks/{id}", h.getTask)
-	m.HandleFunc("POST /api/v1/tasks/{id}/_accept", h.accept)
-	m.HandleFunc("POST /api/v1/tasks/{id}/_reject", h.reject)
+	m.HandleFunc("POST /api/v1/session", h.signIn)
+	m.HandleFunc("DELETE /api/v1/session", h.signOut)
+	m.HandleFunc("GET /api/v1/session", h.authed(h.getSession))
+	m.HandleFunc("GET /api/v1/apis", h.authed(h.listAPIs))
+	m.HandleFunc("GET /api/v1/apis/{apiId}", h.authed(h.getAPI))
+	m.HandleFunc("POST /api/v1/apis/{apiId}/_promote", h.authed(h.promote))
+	m.HandleFunc("GET /api/v1/promotion-targets", h.authed(h.targets))
+	m.HandleFunc("GET /api/v1/promotions", h.authed(h.promotions))
+	m.HandleFunc("GET /api/v1/tasks", h.authed(h.listTasks))
+	m.HandleFunc("GET /api/v1/tasks/{id}", h.authed(h.getTask))
+	m.HandleFunc("POST /api/v1/tasks/{id}/_accept", h.authed(h.accept))
+	m.HandleFunc("POST /api/v1/tasks/{id}/_reject", h.authed(h.reject))
 	m.HandleFunc(apiPrefix, h.notFound)
 	return h, nil
 }
@@ -172,7 +186,10 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	h.write(w, http.StatusOK, s)
 }
 
-func (h *Handler) listAPIs(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listAPIs(w http.ResponseWriter, r *http.Request, u authn.User) {
+	if !h.canReadHere(w, r, u) {
+		return
+	}
 	list, err := h.svc.APIs(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -185,9 +202,9 @@ func (h *Handler) listAPIs(w http.ResponseWriter, r *http.Request) {
 	h.write(w, http.StatusOK, out)
 }
 
-func (h *Handler) getAPI(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) getAPI(w http.ResponseWriter, r *http.Request, u authn.User) {
 	id, ok := h.pathID(w, r, "apiId")
-	if !ok {
+	if !ok || !h.canReadHere(w, r, u) {
 		return
 	}
 	a, err := h.svc.API(r.Context(), id)
@@ -198,7 +215,7 @@ func (h *Handler) getAPI(w http.ResponseWriter, r *http.Request) {
 	h.write(w, http.StatusOK, apiDTO(a))
 }
 
-func (h *Handler) promote(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) promote(w http.ResponseWriter, r *http.Request, u authn.User) {
 	id, ok := h.pathID(w, r, "apiId")
 	if !ok {
 		return
@@ -212,7 +229,7 @@ func (h *Handler) promote(w http.ResponseWriter, r *http.Request) {
 		h.invalid(w, "targetEnv is required: the target environment's id or name (at most 128 bytes)")
 		return
 	}
-	p, err := h.svc.RequestPromotion(r.Context(), id, req.TargetEnv, h.actor)
+	p, err := h.svc.RequestPromotion(r.Context(), id, req.TargetEnv, u)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -220,7 +237,10 @@ func (h *Handler) promote(w http.ResponseWriter, r *http.Request) {
 	h.write(w, http.StatusCreated, promotionDTO(p, h.ourEnvs()))
 }
 
-func (h *Handler) targets(w http.ResponseWriter, r *http.Request) {
+// targets needs no permission beyond a session: whoever may promote an API
+// (API_DEFINITION UPDATE on it, perhaps without any environment role) needs
+// the list of targets.
+func (h *Handler) targets(w http.ResponseWriter, r *http.Request, _ authn.User) {
 	tl, err := h.svc.Targets(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -233,10 +253,15 @@ func (h *Handler) targets(w http.ResponseWriter, r *http.Request) {
 var statuses = []protocol.PromotionStatus{protocol.PromotionCreated, protocol.PromotionToBeValidated, protocol.PromotionAccepted,
 	protocol.PromotionRejected, protocol.PromotionError, protocol.PromotionCancelled}
 
-func (h *Handler) promotions(w http.ResponseWriter, r *http.Request) {
+// promotions lists the promotions from or to an environment where u holds
+// ENVIRONMENT_API READ.
+func (h *Handler) promotions(w http.ResponseWriter, r *http.Request, u authn.User) {
 	status := r.URL.Query().Get("status")
 	if status != "" && !slices.Contains(statuses, protocol.PromotionStatus(status)) {
 		h.invalid(w, "status must be one of CREATED, TO_BE_VALIDATED, ACCEPTED, REJECTED, ERROR, CANCELLED")
+		return
+	}
+	if !h.canReadHere(w, r, u) {
 		return
 	}
 	list, err := h.svc.Promotions(r.Context(), status)
@@ -247,20 +272,28 @@ func (h *Handler) promotions(w http.ResponseWriter, r *http.Request) {
 	ours := h.ourEnvs()
 	out := List[Promotion]{Items: make([]Promotion, 0, len(list))}
 	for _, p := range list {
-		out.Items = append(out.Items, promotionDTO(p, ours))
+		if u.Claims.CanEnv(p.SourceEnvID, session.EnvAPIRead) || u.Claims.CanEnv(p.TargetEnvID, session.EnvAPIRead) {
+			out.Items = append(out.Items, promotionDTO(p, ours))
+		}
 	}
 	h.write(w, http.StatusOK, out)
 }
 
+// ourEnvs returns the ids of the environments this agent serves.
 func (h *Handler) ourEnvs() []string {
 	var ids []string
-	for _, e := range h.status().Environments {
+	for _, e := range h.environments() {
 		ids = append(ids, e.ID)
 	}
 	return ids
 }
 
-func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request) {
+// listTasks lists the pending tasks of the environments where u holds
+// ENVIRONMENT_API READ.
+func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, u authn.User) {
+	if !h.canReadHere(w, r, u) {
+		return
+	}
 	list, err := h.svc.Tasks(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -268,14 +301,19 @@ func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	out := List[Task]{Items: make([]Task, 0, len(list))}
 	for _, t := range list {
-		out.Items = append(out.Items, taskDTO(t))
+		if u.Claims.CanEnv(t.TargetEnvID, session.EnvAPIRead) {
+			out.Items = append(out.Items, taskDTO(t))
+		}
 	}
 	h.write(w, http.StatusOK, out)
 }
 
-func (h *Handler) getTask(w http.ResponseWriter, r *http.Request) {
+// getTask needs ENVIRONMENT_API READ on the task's target environment. A
+// task of another environment of this agent that u may not read answers 404,
+// as if it did not exist.
+func (h *Handler) getTask(w http.ResponseWriter, r *http.Request, u authn.User) {
 	id, ok := h.pathID(w, r, "id")
-	if !ok {
+	if !ok || !h.canReadHere(w, r, u) {
 		return
 	}
 	d, err := h.svc.Task(r.Context(), id)
@@ -283,10 +321,16 @@ func (h *Handler) getTask(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if !u.Claims.CanEnv(d.Task.TargetEnvID, session.EnvAPIRead) {
+		h.log.Warn("permission refused", "user", u.ID(), "method", r.Method, "route", r.Pattern, "task_id", id,
+			"detail", "needs ENVIRONMENT_API[READ] on "+d.Task.TargetEnvID)
+		h.fail(w, r, protocol.Errorf(protocol.CodeNotFound, "no such task"))
+		return
+	}
 	h.write(w, http.StatusOK, detailDTO(d))
 }
 
-func (h *Handler) accept(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) accept(w http.ResponseWriter, r *http.Request, u authn.User) {
 	id, ok := h.pathID(w, r, "id")
 	if !ok {
 		return
@@ -296,7 +340,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	d, err := h.svc.Accept(r.Context(), id, h.actor)
+	d, err := h.svc.Accept(r.Context(), id, u)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -304,7 +348,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) {
 	h.write(w, http.StatusOK, decisionDTO(d))
 }
 
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, u authn.User) {
 	id, ok := h.pathID(w, r, "id")
 	if !ok {
 		return
@@ -318,7 +362,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request) {
 		h.invalid(w, "reason is at most 1024 bytes")
 		return
 	}
-	d, err := h.svc.Reject(r.Context(), id, h.actor, req.Reason)
+	d, err := h.svc.Reject(r.Context(), id, u, req.Reason)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,17 +20,19 @@ import (
 
 	"ferry.dev/agent/apimsim"
 	"ferry.dev/agent/internal/apim"
+	"ferry.dev/agent/internal/authn"
 	"ferry.dev/agent/internal/definition"
 	"ferry.dev/agent/internal/task"
 	"ferry.dev/agent/internal/taskstore"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 const (
 	envDev  = "env_dev"
 	envProd = "env_prod"
 	apimEnv = "PROD"
-	actor   = "console@test"
+	actor   = "Ada Lovelace (usr_ada)"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -78,9 +81,27 @@ type server struct {
 	sim    *apimsim.Server
 	hub    *hub
 	runner *task.Runner
+	store  *taskstore.Store
+	auth   *authn.Verifier
+	key    ed25519.PrivateKey
+	logs   *syncBuffer
+	// tok is the session of the default user, an admin of Prod, sent with
+	// every request that brings no credentials of its own.
+	tok string
+}
+
+// serverOpts vary newServerWith.
+type serverOpts struct {
+	allowed []string // Config.AllowedHosts
+	offline bool     // the agent never reached the hub: no session keys
 }
 
 func newServer(t *testing.T, allowed ...string) *server {
+	t.Helper()
+	return newServerWith(t, serverOpts{allowed: allowed})
+}
+
+func newServerWith(t *testing.T, o serverOpts) *server {
 	t.Helper()
 	sim := apimsim.New(apimsim.Options{})
 	apimTS := httptest.NewServer(sim)
@@ -95,22 +116,45 @@ func newServer(t *testing.T, allowed ...string) *server {
 	}
 	t.Cleanup(func() { store.Close() })
 	h := &hub{}
-	log := slog.New(slog.DiscardHandler)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	runner, err := task.New(task.Config{Store: store, APIM: client, Hub: h, Logger: log})
 	if err != nil {
 		t.Fatal(err)
+	}
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := authn.New(authn.Config{Store: store, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.offline {
+		hello := h.Hello()
+		hello.SessionKeys = []string{session.EncodeKey(pub)}
+		if err := auth.Learn(context.Background(), hello); err != nil {
+			t.Fatal(err)
+		}
 	}
 	status := func() Status {
 		return Status{Link: "connected", HubReachable: true, InstallationID: "inst_1", OrgID: "org_1",
 			Environments: []EnvironmentRef{{ID: envProd, Name: "Prod"}}, AgentVersion: "test"}
 	}
-	handler, err := New(Config{Service: runner, Status: status, Actor: actor, Logger: log, AllowedHosts: allowed})
+	handler, err := New(Config{Service: runner, Status: status, Auth: auth, Logger: log, AllowedHosts: o.allowed})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)
-	return &server{t: t, url: ts.URL, sim: sim, hub: h, runner: runner}
+	s := &server{t: t, url: ts.URL, sim: sim, hub: h, runner: runner, store: store, auth: auth, key: key, logs: logs}
+	s.tok = s.sign(claims("usr_ada", "Ada Lovelace", time.Hour, perms{envProd: {session.EnvAPIRead, session.EnvAPICreate, session.EnvAPIUpdate, session.APIDefUpdate}}))
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), s.tok) {
+			t.Error("a session token reached the log")
+		}
+	})
+	return s
 }
 
 func sampleDef(t *testing.T) definition.Sanitized {
@@ -145,7 +189,10 @@ type response struct {
 }
 
 // do sends a request; body is sent as JSON unless contentType says
-// otherwise ("-" sends no Content-Type).
+// otherwise ("-" sends no Content-Type). hdr are header name/value pairs
+// ("Host" sets the request's host); without an Authorization or Cookie
+// among them the default user's session is sent as a bearer token, and an
+// empty value sends that header not at all.
 func (s *server) do(method, path, contentType string, body io.Reader, hdr ...string) response {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, body)
@@ -155,12 +202,21 @@ func (s *server) do(method, path, contentType string, body io.Reader, hdr ...str
 	if contentType != "-" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	credentials := false
 	for i := 0; i+1 < len(hdr); i += 2 {
-		if hdr[i] == "Host" {
+		switch hdr[i] {
+		case "Host":
 			req.Host = hdr[i+1]
 			continue
+		case "Authorization", "Cookie":
+			credentials = true
 		}
-		req.Header.Set(hdr[i], hdr[i+1])
+		if hdr[i+1] != "" {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	if !credentials {
+		req.Header.Set("Authorization", "Bearer "+s.tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -168,6 +224,9 @@ func (s *server) do(method, path, contentType string, body io.Reader, hdr ...str
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(b), s.tok) {
+		s.t.Errorf("%s %s answered with the session token", method, path)
+	}
 	return response{resp.StatusCode, resp.Header, b}
 }
 
@@ -324,7 +383,7 @@ func TestPromote(t *testing.T) {
 	if p.ID != "prm_7" || p.Status != "CREATED" || p.Direction != "outgoing" || p.CrossID != src.CrossID || p.Requester != actor {
 		t.Errorf("promotion = %+v", p)
 	}
-	if req.TargetEnvID != envDev || req.SourceEnvID != envProd || req.API.APIID != src.ID {
+	if req.TargetEnvID != envDev || req.SourceEnvID != envProd || req.API.APIID != src.ID || req.Requester != actor || req.Session != s.tok {
 		t.Errorf("request sent to the hub = %+v", req)
 	}
 	list := decodeBody[List[Promotion]](t, s.get("/api/v1/promotions"), http.StatusOK)

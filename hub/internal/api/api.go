@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,9 +11,12 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ferry.dev/hub/internal/audit"
+	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/authz"
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
+	"ferry.dev/shared/session"
 )
 
 // Store is the part of the hub store the REST API reads and writes directly.
@@ -25,7 +29,32 @@ type Store interface {
 	Environment(ctx context.Context, orgID, idOrName string) (state.Environment, error)
 	ListEnvironments(ctx context.Context, orgID string) ([]state.Environment, error)
 	APITokenByHash(ctx context.Context, hash string) (state.APIToken, error)
+	CreateAPIToken(ctx context.Context, t state.APIToken) error
+	ListAPITokens(ctx context.Context, orgID, userID string) ([]state.APIToken, error)
+	RevokeAPIToken(ctx context.Context, orgID, id string, at time.Time) (state.APIToken, error)
+	TouchAPIToken(ctx context.Context, id string, at, ifBefore time.Time) error
+	CreateUser(ctx context.Context, u state.User) error
+	User(ctx context.Context, orgID, idOrUsername string) (state.User, error)
+	ListUsers(ctx context.Context, orgID string) ([]state.User, error)
+	UpdateUser(ctx context.Context, orgID, id string, u state.UserUpdate) (state.User, error)
+	DeleteUser(ctx context.Context, orgID, id string) error
+	CreateRoleBinding(ctx context.Context, b state.RoleBinding) error
+	ListRoleBindings(ctx context.Context, f state.RoleBindingFilter) ([]state.RoleBinding, error)
+	DeleteRoleBinding(ctx context.Context, orgID, id string) error
+	CreateRole(ctx context.Context, r state.Role) error
+	ListRoles(ctx context.Context, orgID string) ([]state.Role, error)
+	DeleteRole(ctx context.Context, orgID string, scope state.Scope, name string) error
 }
+
+// Authority issues and verifies user sessions and computes permissions.
+type Authority interface {
+	Claims(ctx context.Context, u state.User) (*session.Claims, error)
+	Issue(ctx context.Context, u state.User) (token string, expires time.Time, err error)
+	Verify(token, org string, at time.Time) (*session.Claims, error)
+	Now() time.Time
+}
+
+var _ Authority = (*authz.Authority)(nil)
 
 // Fleet is the installation inventory.
 type Fleet interface {
@@ -38,15 +67,16 @@ var _ Fleet = (*fleet.Fleet)(nil)
 
 // Promotions is the promotion workflow.
 type Promotions interface {
-	CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv, requester string) (state.Promotion, error)
+	CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by promotion.Caller) (state.Promotion, error)
 	Get(ctx context.Context, orgID, id string) (state.Promotion, error)
 	List(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
-	Cancel(ctx context.Context, orgID, id, actor string) (state.Promotion, error)
+	Cancel(ctx context.Context, orgID, id string, by promotion.Caller) (state.Promotion, error)
 	Waiting(p state.Promotion) bool
 }
 
 // Audit is the audit trail.
 type Audit interface {
+	Record(ctx context.Context, ev audit.Event) (state.AuditEntry, error)
 	List(ctx context.Context, f state.AuditFilter) ([]state.AuditEntry, error)
 	Verify(ctx context.Context, orgID string) (*audit.Break, int64, error)
 }
@@ -62,10 +92,14 @@ type Deps struct {
 	Fleet      Fleet
 	Promotions Promotions
 	Audit      Audit
+	Authority  Authority
 	Link       http.Handler // the agents' WebSocket endpoint
 	Metrics    http.Handler // Prometheus exposition
 	PublicURL  string       // how agents reach the hub, for the agent command line
 	Logger     *slog.Logger
+	// Argon2 are the cost parameters of new password hashes; zero means
+	// auth.DefaultArgon2.
+	Argon2 auth.Argon2Params
 }
 
 // API is the hub's REST API.
@@ -74,9 +108,14 @@ type API struct {
 	fleet      Fleet
 	promotions Promotions
 	audit      Audit
+	authority  Authority
 	publicURL  string
 	log        *slog.Logger
 	router     *gin.Engine
+	argon2     auth.Argon2Params
+	// dummyHash is checked against when a sign-in names no user, so that
+	// the answer takes as long as for a wrong password.
+	dummyHash string
 }
 
 // MaxBodyBytes bounds every REST request body.
@@ -84,11 +123,19 @@ const MaxBodyBytes = 1 << 20
 
 // New builds the API and its router.
 func New(d Deps) (*API, error) {
-	if d.Store == nil || d.Fleet == nil || d.Promotions == nil || d.Audit == nil || d.Link == nil || d.Metrics == nil || d.Logger == nil {
-		return nil, errors.New("api: store, fleet, promotions, audit, link, metrics and logger are required")
+	if d.Store == nil || d.Fleet == nil || d.Promotions == nil || d.Audit == nil || d.Authority == nil || d.Link == nil || d.Metrics == nil || d.Logger == nil {
+		return nil, errors.New("api: store, fleet, promotions, audit, authority, link, metrics and logger are required")
+	}
+	if d.Argon2 == (auth.Argon2Params{}) {
+		d.Argon2 = auth.DefaultArgon2
+	}
+	dummy, err := auth.HashPassword("no such user", d.Argon2)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{store: d.Store, fleet: d.Fleet, promotions: d.Promotions, audit: d.Audit, publicURL: d.PublicURL, log: d.Logger.With("component", "api")}
+	a := &API{store: d.Store, fleet: d.Fleet, promotions: d.Promotions, audit: d.Audit, authority: d.Authority,
+		publicURL: d.PublicURL, log: d.Logger.With("component", "api"), argon2: d.Argon2, dummyHash: dummy}
 	r := gin.New()
 	r.Use(gin.Recovery(), a.limitBody)
 	r.HandleMethodNotAllowed = true
@@ -100,22 +147,42 @@ func New(d Deps) (*API, error) {
 	r.GET("/metrics", gin.WrapH(d.Metrics))
 	r.GET("/api/v1/link", gin.WrapH(d.Link))
 	r.POST("/api/v1/link/enroll", a.enroll)
+	r.POST("/api/v1/auth/session", a.createSession)
 
+	// Every route below authenticates; every route under /orgs/:org hides
+	// other organizations behind 404 and checks a permission.
 	v1 := r.Group("/api/v1", a.authenticate)
+	v1.GET("/auth/me", a.me)
 	v1.POST("/orgs", a.requirePlatform, a.createOrg)
 	v1.GET("/orgs", a.listOrgs)
 	org := v1.Group("/orgs/:org", a.loadOrg)
 	org.GET("", a.getOrg)
-	org.POST("/environments", a.requireOrgAdmin, a.createEnvironment)
 	org.GET("/environments", a.listEnvironments)
-	org.POST("/environments/:env/link-tokens", a.requireOrgAdmin, a.createLinkToken)
 	org.GET("/installations", a.listInstallations)
-	org.POST("/promotions", a.createPromotion)
-	org.GET("/promotions", a.listPromotions)
-	org.GET("/promotions/:id", a.getPromotion)
-	org.POST("/promotions/:id/_cancel", a.cancelPromotion)
-	org.GET("/audit", a.listAudit)
-	org.GET("/audit/_verify", a.verifyAudit)
+	org.POST("/promotions", a.createPromotion)             // the workflow checks API_DEFINITION[UPDATE]
+	org.GET("/promotions", a.listPromotions)               // ENVIRONMENT_API[READ], per environment
+	org.GET("/promotions/:id", a.getPromotion)             // ENVIRONMENT_API[READ] on its source or target
+	org.POST("/promotions/:id/_cancel", a.cancelPromotion) // the requester or an organization admin
+
+	admin := org.Group("", a.requireOrgAdmin)
+	admin.POST("/environments", a.createEnvironment)
+	admin.POST("/environments/:env/link-tokens", a.createLinkToken)
+	admin.GET("/audit", a.listAudit)
+	admin.GET("/audit/_verify", a.verifyAudit)
+	admin.POST("/users", a.createUser)
+	admin.GET("/users", a.listUsers)
+	admin.GET("/users/:user", a.getUser)
+	admin.PATCH("/users/:user", a.updateUser)
+	admin.DELETE("/users/:user", a.deleteUser)
+	admin.POST("/role-bindings", a.createRoleBinding)
+	admin.GET("/role-bindings", a.listRoleBindings)
+	admin.DELETE("/role-bindings/:id", a.deleteRoleBinding)
+	admin.POST("/roles", a.createRole)
+	admin.GET("/roles", a.listRoles)
+	admin.DELETE("/roles/:scope/:name", a.deleteRole)
+	admin.POST("/tokens", a.createToken)
+	admin.GET("/tokens", a.listTokens)
+	admin.DELETE("/tokens/:id", a.revokeToken)
 	a.router = r
 	return a, nil
 }

@@ -18,7 +18,7 @@ import (
 // decode reads a JSON body strictly: correct content type, one object, no
 // unknown fields, within the size limit.
 func decode(c *gin.Context, v any) error {
-	if c.Request.ContentLength == 0 && c.Request.Body == http.NoBody {
+	if c.Request.ContentLength == 0 || c.Request.Body == nil || c.Request.Body == http.NoBody {
 		return protocol.Errorf(protocol.CodeInvalid, "request body is required")
 	}
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {

@@ -4,5 +4,53 @@
 // imports gin; the agents' WebSocket endpoint is mounted as a plain
 // http.Handler.
 //
+// # Authentication
+//
+// Every route under /api/v1 but the session and enrollment routes takes
+// "Authorization: Bearer <credential>": the platform admin's token
+// (FERRY_ADMIN_TOKEN; every power everywhere, no organization), a user's
+// personal access token (ferry_at_…), or a hub-signed session (a JWT: two
+// dots). For users, permissions are computed from the current role bindings
+// on every call, and a disabled or deleted user is refused at once (401);
+// the claims inside a session serve agents, which check them offline until
+// the session expires (15 minutes).
+//
+//	POST /api/v1/auth/session   {"org"|"orgId", "username", "password"}, or a
+//	                            personal access token as bearer and no body
+//	                            → 200 {"token", "expiresAt"}
+//	GET  /api/v1/auth/me        → {"kind": platform|token|session, "orgId",
+//	                            "userId", "username", "displayName",
+//	                            "orgAdmin", "env": {envId: [perm]},
+//	                            "api": {"envId/crossId": [perm]}}
+//
+// # Authorization
+//
+// Under /api/v1/orgs/{org} (id or name), an organization the caller does not
+// belong to, and any id of another organization (promotion, user, token,
+// role binding, environment id or name, in the path, the query or the body),
+// answers 404 exactly like a missing one. A missing permission answers 403
+// with code "forbidden" and a detail naming it, e.g. "needs
+// API_DEFINITION[UPDATE] on API orders in Dev". Every refusal is an
+// ACCESS_DENIED audit entry (actor "user:<username>"); a request naming
+// another organization is recorded in the caller's own trail.
+//
+//	GET    /orgs/{org}, /environments, /installations      any member
+//	POST   /environments, /environments/{env}/link-tokens  organization ADMIN
+//	POST   /promotions              API_DEFINITION[UPDATE] on the API in the source
+//	GET    /promotions[?env=]       ENVIRONMENT_API[READ] on env; without env,
+//	                                the promotions of every readable environment
+//	GET    /promotions/{id}         ENVIRONMENT_API[READ] on its source or target,
+//	                                or its requester
+//	POST   /promotions/{id}/_cancel its requester or an organization ADMIN
+//	GET    /audit, /audit/_verify   organization ADMIN
+//	POST|GET          /users                 organization ADMIN, as everything below
+//	GET|PATCH|DELETE  /users/{user}          {user} is an id or a username
+//	POST|GET          /role-bindings         GET filters: ?userId=&env=
+//	DELETE            /role-bindings/{id}
+//	POST|GET          /roles                 GET lists built-in roles, then custom ones
+//	DELETE            /roles/{scope}/{name}  refused (409) while bound
+//	POST|GET          /tokens                GET filter: ?userId=
+//	DELETE            /tokens/{id}           revokes; answers the token
+//
 // Handlers are safe for concurrent use; the API keeps no state of its own.
 package api

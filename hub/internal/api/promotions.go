@@ -8,9 +8,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"ferry.dev/hub/internal/authz"
 	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // PromotionRequest is the body of POST /orgs/{org}/promotions.
@@ -93,14 +95,6 @@ func (a *API) promotionDTO(p state.Promotion) PromotionDTO {
 	return d
 }
 
-func actorOf(c *gin.Context) string {
-	p := principal(c)
-	if p.Name != "" {
-		return p.Name
-	}
-	return "token:" + p.TokenID
-}
-
 func (a *API) createPromotion(c *gin.Context) {
 	var req PromotionRequest
 	if err := decode(c, &req); err != nil {
@@ -111,7 +105,7 @@ func (a *API) createPromotion(c *gin.Context) {
 		a.problem(c, protocol.CodeInvalid, "apiId, sourceEnv and targetEnv are required")
 		return
 	}
-	p, err := a.promotions.CreateAtHub(c.Request.Context(), orgOf(c).ID, req.APIID, req.SourceEnv, req.TargetEnv, actorOf(c))
+	p, err := a.promotions.CreateAtHub(c.Request.Context(), orgOf(c).ID, req.APIID, req.SourceEnv, req.TargetEnv, principal(c).caller())
 	var ae *promotion.ActiveError
 	if errors.As(err, &ae) {
 		a.fail(c, &ActiveConflict{ID: ae.ID, Msg: ae.Error()})
@@ -146,7 +140,7 @@ func (a *API) listPromotions(c *gin.Context) {
 	for _, q := range []struct {
 		param string
 		dst   *string
-	}{{"sourceEnv", &f.SourceEnvID}, {"targetEnv", &f.TargetEnvID}} {
+	}{{"sourceEnv", &f.SourceEnvID}, {"targetEnv", &f.TargetEnvID}, {"env", &f.EnvID}} {
 		if v := c.Query(q.param); v != "" {
 			env, err := a.store.Environment(c.Request.Context(), o.ID, v)
 			if err != nil {
@@ -154,6 +148,31 @@ func (a *API) listPromotions(c *gin.Context) {
 				return
 			}
 			*q.dst = env.ID
+			// Listing one environment's promotions (its tasks) needs
+			// ENVIRONMENT_API[READ] there.
+			if q.param == "env" {
+				if a.deny(c, env.ID, "", authz.NeedEnv(principal(c).perms(), env, session.EnvAPIRead)) != nil {
+					return
+				}
+			}
+		}
+	}
+	// Everyone else sees the promotions from or to the environments they
+	// may read.
+	if perms := principal(c).perms(); !perms.OrgAdmin {
+		envs, err := a.store.ListEnvironments(c.Request.Context(), o.ID)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		for _, e := range envs {
+			if perms.CanEnv(e.ID, session.EnvAPIRead) {
+				f.AnyEnvIDs = append(f.AnyEnvIDs, e.ID)
+			}
+		}
+		if len(f.AnyEnvIDs) == 0 {
+			c.JSON(http.StatusOK, List[PromotionDTO]{Items: []PromotionDTO{}})
+			return
 		}
 	}
 	list, err := a.promotions.List(c.Request.Context(), f)
@@ -169,16 +188,33 @@ func (a *API) listPromotions(c *gin.Context) {
 }
 
 func (a *API) getPromotion(c *gin.Context) {
-	p, err := a.promotions.Get(c.Request.Context(), orgOf(c).ID, c.Param("id"))
+	ctx := c.Request.Context()
+	p, err := a.promotions.Get(ctx, orgOf(c).ID, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
+	}
+	// Organization admins and the requester may read it; others need
+	// ENVIRONMENT_API[READ] on its source or target.
+	if pr := principal(c); !pr.perms().OrgAdmin && (p.RequesterID == "" || p.RequesterID != pr.UserID) {
+		var envs []state.Environment
+		for _, id := range []string{p.SourceEnvID, p.TargetEnvID} {
+			e, err := a.store.Environment(ctx, p.OrgID, id)
+			if err != nil {
+				a.fail(c, err)
+				return
+			}
+			envs = append(envs, e)
+		}
+		if a.deny(c, p.SourceEnvID, p.ID, authz.NeedEnvAny(pr.perms(), session.EnvAPIRead, envs...)) != nil {
+			return
+		}
 	}
 	c.JSON(http.StatusOK, a.promotionDTO(p))
 }
 
 func (a *API) cancelPromotion(c *gin.Context) {
-	p, err := a.promotions.Cancel(c.Request.Context(), orgOf(c).ID, c.Param("id"), actorOf(c))
+	p, err := a.promotions.Cancel(c.Request.Context(), orgOf(c).ID, c.Param("id"), principal(c).caller())
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -1,6 +1,7 @@
 // Package fleet is the hub's inventory of installations: it links agents with
 // one-time link tokens, authenticates their credentials, records hello and
-// liveness, and lists installations with their online status.
+// liveness (answering with the hub's session-verifying public keys), and
+// lists installations with their online status.
 //
 // Fleet is safe for concurrent use; it keeps no state of its own beyond the
 // store and the Presence it is given.

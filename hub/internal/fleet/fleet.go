@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ type Fleet struct {
 	log      *slog.Logger
 	now      func() time.Time
 	version  string
+	keys     []string
 	m        *metrics
 }
 
@@ -49,6 +51,9 @@ type Fleet struct {
 type Options struct {
 	Now        func() time.Time // defaults to time.Now
 	HubVersion string
+	// SessionKeys are the hub's session-verifying public keys, encoded
+	// with session.EncodeKey, handed to every agent in the hello reply.
+	SessionKeys []string
 }
 
 // New builds a Fleet.
@@ -59,7 +64,7 @@ func New(store Store, presence Presence, log *slog.Logger, reg prometheus.Regist
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, m: newMetrics(reg)}, nil
+	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg)}, nil
 }
 
 // MaxLinkTokenTTL bounds link-token lifetimes.
@@ -158,7 +163,8 @@ func (f *Fleet) Hello(ctx context.Context, installationID string, h *protocol.He
 	if err != nil {
 		return nil, fmt.Errorf("load organization: %w", err)
 	}
-	rep := &protocol.HelloReply{InstallationID: inst.ID, OrgID: org.ID, OrgName: org.Name, Status: protocol.InstallationAccepted, HubVersion: f.version}
+	rep := &protocol.HelloReply{InstallationID: inst.ID, OrgID: org.ID, OrgName: org.Name, Status: protocol.InstallationAccepted, HubVersion: f.version,
+		SessionKeys: slices.Clone(f.keys)}
 	for _, id := range inst.EnvIDs {
 		env, err := f.store.Environment(ctx, inst.OrgID, id)
 		if err != nil {

@@ -3,6 +3,14 @@
 // agent when it is offline, never failing for that), record the target's
 // decision, tell the source, and write every step to the audit trail.
 //
+// Every action names its Caller. Unless the caller is trusted (the platform
+// admin, or an installation acting on its own), the workflow checks
+// Gravitee's permissions: a request needs API_DEFINITION[UPDATE] on the API
+// in the source environment (checked once the export tells the crossId), a
+// decision needs ENVIRONMENT_API[CREATE] and [UPDATE] on the target, a
+// cancel needs the requester or an organization admin. A refusal is an
+// ACCESS_DENIED audit entry and a forbidden error naming what is missing.
+//
 // Delivery and notification are at-least-once with the promotion id as the
 // idempotency key; a background loop (Run) retries them until they succeed.
 // Every state change is a conditional update in the store, so concurrent

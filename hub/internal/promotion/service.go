@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry.dev/hub/internal/audit"
+	"ferry.dev/hub/internal/authz"
 	"ferry.dev/hub/internal/ids"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/session"
 )
 
 // Store is the part of the hub store the workflow uses.
@@ -111,13 +113,50 @@ func (s *Service) record(ctx context.Context, ev audit.Event) {
 	}
 }
 
+// Caller is who asks the workflow to act, as the REST API or the link
+// authenticated them.
+type Caller struct {
+	// Name is the actor of audit entries and the requester of a promotion,
+	// e.g. "user:ada" or "installation:ins_…".
+	Name string
+	// UserID is the acting user's id; empty for the platform admin and for
+	// installations acting on their own.
+	UserID string
+	// Perms are the user's permissions; nil holds none. Ignored when
+	// Trusted.
+	Perms *session.Claims
+	// Trusted skips permission checks: the platform admin, or an
+	// installation acting on its own (it is confined to the environments it
+	// serves by the link).
+	Trusted bool
+}
+
+// deny returns nil when by is trusted or refusal is nil. Otherwise it
+// records the refusal in the audit trail and returns it.
+func (s *Service) deny(ctx context.Context, orgID string, by Caller, envID, promotionID, what string, refusal error) error {
+	if by.Trusted || refusal == nil {
+		return nil
+	}
+	var pe *protocol.Error
+	msg := refusal.Error()
+	if errors.As(refusal, &pe) {
+		msg = pe.Message
+	}
+	s.log.Info("access denied", "actor", by.Name, "action", what, "promotion_id", promotionID, "reason", msg)
+	s.record(ctx, audit.Event{OrgID: orgID, Event: audit.AccessDenied, Actor: by.Name, EnvID: envID, PromotionID: promotionID,
+		Detail: what + " refused: " + msg})
+	return refusal
+}
+
 // Request is a promotion request with an already exported API.
 type Request struct {
 	OrgID       string
 	SourceEnvID string // id or name
 	TargetEnvID string // id or name
-	Requester   string
-	API         protocol.ExportedAPI
+	// By is the requester. Unless trusted, it needs API_DEFINITION[UPDATE]
+	// on the API in the source environment.
+	By  Caller
+	API protocol.ExportedAPI
 }
 
 // Create validates and persists a promotion, then triggers its delivery.
@@ -135,9 +174,13 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	if err != nil {
 		return state.Promotion{}, err
 	}
+	if err := s.deny(ctx, r.OrgID, r.By, src.ID, "", fmt.Sprintf("promotion of %s (crossId %s) from %s", r.API.Name, r.API.CrossID, src.Name),
+		authz.NeedAPI(r.By.Perms, src, r.API.CrossID, session.APIDefUpdate)); err != nil {
+		return state.Promotion{}, err
+	}
 	dst, err := s.store.Environment(ctx, r.OrgID, r.TargetEnvID)
 	if errors.Is(err, state.ErrNotFound) {
-		s.record(ctx, audit.Event{OrgID: r.OrgID, Event: audit.PromotionRefused, Actor: r.Requester, EnvID: src.ID,
+		s.record(ctx, audit.Event{OrgID: r.OrgID, Event: audit.PromotionRefused, Actor: r.By.Name, EnvID: src.ID,
 			Detail: fmt.Sprintf("promotion of %q refused: target environment %q is not in this organization", r.API.Name, r.TargetEnvID)})
 		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "target environment not found in this organization; promotion is only between environments of the same organization")
 	}
@@ -150,8 +193,8 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	now := s.now().UTC().Truncate(time.Millisecond)
 	p := state.Promotion{
 		ID: ids.New("prm"), OrgID: r.OrgID, SourceEnvID: src.ID, TargetEnvID: dst.ID, APIID: r.API.APIID, CrossID: r.API.CrossID,
-		APIName: r.API.Name, APIVersion: r.API.Version, Definition: r.API.Definition, Requester: r.Requester,
-		Status: protocol.PromotionCreated, CreatedAt: now, UpdatedAt: now,
+		APIName: r.API.Name, APIVersion: r.API.Version, Definition: r.API.Definition,
+		Requester: r.By.Name, RequesterID: r.By.UserID, Status: protocol.PromotionCreated, CreatedAt: now, UpdatedAt: now,
 	}
 	active, err := s.store.CreatePromotion(ctx, p)
 	if errors.Is(err, state.ErrConflict) {
@@ -169,14 +212,21 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 }
 
 // CreateAtHub asks the source environment's agent to export the API, then
-// creates the promotion (the CLI/CI path).
-func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv, requester string) (state.Promotion, error) {
+// creates the promotion (the CLI/CI path). The permission is checked after
+// the export, which tells the API's crossId; a caller who holds
+// API_DEFINITION[UPDATE] on no API of the source environment is refused
+// before it, without troubling the agent.
+func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by Caller) (state.Promotion, error) {
 	src, err := s.store.Environment(ctx, orgID, sourceEnv)
 	if errors.Is(err, state.ErrNotFound) {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "source environment not found in this organization")
 	}
 	if err != nil {
 		return state.Promotion{}, err
+	}
+	if !by.Trusted && !authz.HoldsAnywhere(by.Perms, src.ID, session.APIDefUpdate) {
+		return state.Promotion{}, s.deny(ctx, orgID, by, src.ID, "", fmt.Sprintf("promotion of API %s from %s", apiID, src.Name),
+			authz.Forbidden(fmt.Sprintf("needs %s on API %s in %s", authz.Label(session.APIDefUpdate), apiID, src.Name)))
 	}
 	var api protocol.ExportedAPI
 	if err := s.disp.CallEnv(ctx, src.ID, protocol.OpExportAPI, protocol.ExportRequest{APIID: apiID}, &api); err != nil {
@@ -188,7 +238,7 @@ func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targ
 	if api.APIID == "" {
 		api.APIID = apiID
 	}
-	return s.Create(ctx, Request{OrgID: orgID, SourceEnvID: src.ID, TargetEnvID: targetEnv, Requester: requester, API: api})
+	return s.Create(ctx, Request{OrgID: orgID, SourceEnvID: src.ID, TargetEnvID: targetEnv, By: by, API: api})
 }
 
 // Get returns one of the organization's promotions; another organization's
@@ -219,12 +269,21 @@ func (s *Service) Waiting(p state.Promotion) bool {
 
 var undecided = []protocol.PromotionStatus{protocol.PromotionCreated, protocol.PromotionToBeValidated}
 
-// Cancel withdraws an undecided promotion and removes its task at the target.
-func (s *Service) Cancel(ctx context.Context, orgID, id, actor string) (state.Promotion, error) {
+// Cancel withdraws an undecided promotion and removes its task at the
+// target. Only its requester or an organization admin may.
+func (s *Service) Cancel(ctx context.Context, orgID, id string, by Caller) (state.Promotion, error) {
 	p, err := s.Get(ctx, orgID, id)
 	if err != nil {
 		return state.Promotion{}, err
 	}
+	var refusal error
+	if !(by.Perms != nil && by.Perms.OrgAdmin) && (by.UserID == "" || by.UserID != p.RequesterID) {
+		refusal = authz.Forbidden("only the requester or an organization admin may cancel this promotion")
+	}
+	if err := s.deny(ctx, orgID, by, p.SourceEnvID, id, "cancel of "+p.APIName, refusal); err != nil {
+		return state.Promotion{}, err
+	}
+	actor := by.Name
 	if p.Status.Terminal() {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion is already "+string(p.Status)+"; only undecided promotions can be cancelled")
 	}
@@ -249,8 +308,11 @@ func (s *Service) Cancel(ctx context.Context, orgID, id, actor string) (state.Pr
 
 // Decide records a target agent's decision. servedEnvs are the environments
 // the reporting installation serves; a decision for another environment's
-// promotion is refused as not found and audited.
-func (s *Service) Decide(ctx context.Context, orgID, installationID string, servedEnvs []string, d protocol.Decision) (state.Promotion, error) {
+// promotion is refused as not found and audited. by is the deciding user
+// (from the decision's session) or the trusted installation; a user needs
+// ENVIRONMENT_API[CREATE] and ENVIRONMENT_API[UPDATE] on the target
+// environment, for every outcome.
+func (s *Service) Decide(ctx context.Context, orgID, installationID string, servedEnvs []string, d protocol.Decision, by Caller) (state.Promotion, error) {
 	if err := d.Validate(); err != nil {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, err.Error())
 	}
@@ -264,6 +326,19 @@ func (s *Service) Decide(ctx context.Context, orgID, installationID string, serv
 	}
 	if err != nil {
 		return state.Promotion{}, err
+	}
+	if by.Name != "" {
+		d.Actor = by.Name
+	}
+	if !by.Trusted {
+		dst, err := s.store.Environment(ctx, orgID, p.TargetEnvID)
+		if err != nil {
+			return state.Promotion{}, fmt.Errorf("load target environment: %w", err)
+		}
+		if err := s.deny(ctx, orgID, by, dst.ID, p.ID, fmt.Sprintf("decision %s on %s", d.Outcome, p.APIName),
+			authz.NeedEnv(by.Perms, dst, session.EnvAPICreate, session.EnvAPIUpdate)); err != nil {
+			return state.Promotion{}, err
+		}
 	}
 	to := protocol.PromotionStatus(d.Outcome)
 	if p.Status.Terminal() {

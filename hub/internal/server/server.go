@@ -20,7 +20,9 @@ import (
 	"ferry.dev/hub/internal/api"
 	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/authz"
 	"ferry.dev/hub/internal/config"
+	"ferry.dev/hub/internal/console"
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/ids"
 	"ferry.dev/hub/internal/link"
@@ -77,8 +79,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return s.abort(err)
 	}
 
+	authority, err := authz.Open(ctx, s.store, s.log, authz.Options{})
+	if err != nil {
+		return s.abort(err)
+	}
+
 	presence := presence{}
-	fl, err := fleet.New(s.store, &presence, s.log, s.reg, fleet.Options{HubVersion: Version})
+	fl, err := fleet.New(s.store, &presence, s.log, s.reg, fleet.Options{HubVersion: Version, SessionKeys: authority.PublicKeys()})
 	if err != nil {
 		return s.abort(err)
 	}
@@ -100,29 +107,38 @@ func (s *Server) Start(ctx context.Context) error {
 		return s.abort(err)
 	}
 	sess.promotions = promos
-	registerLinkOps(ep, promos)
+	ops := &linkOps{svc: promos, auth: authority, users: s.store, audit: trail, log: s.log.With("component", "linkops")}
+	ops.register(ep)
 
 	a, err := api.New(api.Deps{
-		Store: s.store, Fleet: fl, Link: ep, Promotions: promos, Audit: trail,
+		Store: s.store, Fleet: fl, Link: ep, Promotions: promos, Audit: trail, Authority: authority,
 		Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
 		PublicURL: s.cfg.PublicURL, Logger: s.log,
 	})
 	if err != nil {
 		return s.abort(err)
 	}
+	con, err := console.New(console.Config{API: a.Handler(), Logger: s.log})
+	if err != nil {
+		return s.abort(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", con)
+	mux.Handle("/", a.Handler())
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return s.abort(fmt.Errorf("listen on %s: %w (is another hub running?)", s.cfg.Listen, err))
 	}
 	s.ln = ln
 	s.http = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(con.Close) // ends the console's event streams
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -160,7 +176,8 @@ func (s *Server) openStore(ctx context.Context) (state.Store, string, error) {
 
 // bootstrapAdmin makes sure the platform admin's token exists: the one from
 // FERRY_ADMIN_TOKEN, or one generated on first start and written to
-// <data-dir>/admin-token (0600).
+// <data-dir>/admin-token (0600). The platform admin belongs to no
+// organization and no user, and holds every permission everywhere.
 func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	tok := s.cfg.AdminToken
 	file := filepath.Join(s.cfg.DataDir, "admin-token")

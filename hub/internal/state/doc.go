@@ -1,6 +1,7 @@
 // Package state defines the hub's persistent records (organizations,
-// environments, link tokens, installations, API tokens, promotions and audit
-// entries) and Store, the contract every storage engine satisfies.
+// environments, link tokens, installations, API tokens, users, role
+// bindings, custom roles, settings, promotions and audit entries) and
+// Store, the contract every storage engine satisfies.
 //
 // Implementations live in package store (SQLite, the embedded default, and
 // MongoDB); the conformance suite in package store/storetest runs against

@@ -58,12 +58,92 @@ type Installation struct {
 	CreatedAt      time.Time
 }
 
-// APIToken is a REST bearer token.
+// APIToken is a REST bearer token: the platform admin's (OrgID and UserID
+// empty) or a user's personal access token.
 type APIToken struct {
 	ID        string
 	Hash      string // hex SHA-256 of the secret; unique
 	OrgID     string // empty for the platform admin
 	Name      string
+	CreatedAt time.Time
+	// UserID is the user the token acts for; empty for the platform admin.
+	UserID string
+	// LastUsedAt is when the token was last used, to the minute or so
+	// (recorded at most about once a minute); zero when never.
+	LastUsedAt time.Time
+	// RevokedAt is when the token was revoked; zero while it is valid.
+	RevokedAt time.Time
+	// ExpiresAt is when the token stops working; zero means never.
+	ExpiresAt time.Time
+}
+
+// User is a person (or a robot) of an organization who signs in with a
+// password or acts through personal access tokens.
+type User struct {
+	ID           string
+	OrgID        string
+	Username     string // unique within the organization
+	DisplayName  string
+	PasswordHash string // encoded argon2id hash; empty means no password sign-in
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// UserUpdate changes a user; nil fields and an empty PasswordHash keep what
+// is stored.
+type UserUpdate struct {
+	DisplayName  *string
+	Disabled     *bool
+	PasswordHash string
+}
+
+// Scope is what a role applies to, in Gravitee's vocabulary. Append-only.
+type Scope string
+
+// Role scopes.
+const (
+	ScopeOrganization Scope = "ORGANIZATION" // the whole organization
+	ScopeEnvironment  Scope = "ENVIRONMENT"  // one environment
+	ScopeAPI          Scope = "API"          // one API (by crossId) in one environment
+)
+
+// RoleBinding gives a user a role on a scope. (UserID, Scope, EnvID,
+// CrossID) is unique: a user holds one role per organization, environment
+// or API; changing it is a delete and a create.
+type RoleBinding struct {
+	ID        string
+	OrgID     string
+	UserID    string
+	Scope     Scope
+	EnvID     string // set for ENVIRONMENT and API scopes
+	CrossID   string // set for the API scope
+	Role      string // a built-in role name or a custom Role's name
+	CreatedAt time.Time
+}
+
+// RoleBindingFilter selects role bindings of an organization; empty fields
+// match everything.
+type RoleBindingFilter struct {
+	OrgID  string // required
+	UserID string
+	EnvID  string
+}
+
+// Role is a custom role: a named permission set for a scope. (OrgID, Scope,
+// Name) is unique. Built-in roles are not stored.
+type Role struct {
+	OrgID       string
+	Scope       Scope
+	Name        string
+	Permissions []string // e.g. "ENVIRONMENT_API:READ"
+	CreatedAt   time.Time
+}
+
+// Setting is a named hub-wide value written once: the first writer's value
+// stands, so that hubs sharing a store agree (e.g. the session signing key).
+type Setting struct {
+	Name      string
+	Value     []byte
 	CreatedAt time.Time
 }
 
@@ -80,6 +160,9 @@ type Promotion struct {
 	APIVersion  string
 	Definition  []byte // sanitized export JSON
 	Requester   string
+	// RequesterID is the requesting user's id; empty when the platform
+	// admin or an installation requested.
+	RequesterID string
 	Status      protocol.PromotionStatus
 	Delivered   bool   // the target agent has stored the task
 	Notified    bool   // the source agent has been told the terminal status
@@ -101,6 +184,9 @@ type PromotionFilter struct {
 	TargetEnvID string
 	// EnvID matches promotions whose source or target is this environment.
 	EnvID string
+	// AnyEnvIDs, when not empty, matches promotions whose source or target
+	// is one of these environments.
+	AnyEnvIDs []string
 	// Undelivered selects promotions not yet delivered (status CREATED).
 	Undelivered bool
 	// Unnotified selects terminal promotions whose source was not told.
@@ -189,6 +275,54 @@ type Store interface {
 	// CreateAPIToken inserts t; ErrConflict on a duplicate hash.
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	// ListAPITokens returns the organization's tokens, of one user when
+	// userID is not empty, by creation time then id.
+	ListAPITokens(ctx context.Context, orgID, userID string) ([]APIToken, error)
+	// RevokeAPIToken marks the organization's token id revoked at at and
+	// returns it; revoking it again keeps the first RevokedAt. ErrNotFound
+	// when the organization has no such token.
+	RevokeAPIToken(ctx context.Context, orgID, id string, at time.Time) (APIToken, error)
+	// TouchAPIToken sets the token's LastUsedAt to at when it is zero or
+	// before ifBefore, so that callers write at most once per period.
+	// ErrNotFound when there is no such token.
+	TouchAPIToken(ctx context.Context, id string, at, ifBefore time.Time) error
+
+	// CreateUser inserts u; ErrConflict when its id or its username in the
+	// organization is taken.
+	CreateUser(ctx context.Context, u User) error
+	// User finds a user of org by id or, failing that, by username.
+	User(ctx context.Context, orgID, idOrUsername string) (User, error)
+	// ListUsers returns the organization's users by username.
+	ListUsers(ctx context.Context, orgID string) ([]User, error)
+	// UpdateUser applies u to the organization's user id (one conditional
+	// update) and returns the user. ErrNotFound when there is none.
+	UpdateUser(ctx context.Context, orgID, id string, u UserUpdate) (User, error)
+	// DeleteUser deletes the organization's user id, then its role
+	// bindings and tokens. ErrNotFound when there is none. Leftovers of an
+	// interrupted delete are inert: every use of a binding or token loads
+	// its user first.
+	DeleteUser(ctx context.Context, orgID, id string) error
+
+	// CreateRoleBinding inserts b; ErrConflict when the user already has
+	// a role on that scope (or the id is taken).
+	CreateRoleBinding(ctx context.Context, b RoleBinding) error
+	// ListRoleBindings returns matching bindings by creation time then id.
+	ListRoleBindings(ctx context.Context, f RoleBindingFilter) ([]RoleBinding, error)
+	// DeleteRoleBinding deletes the organization's binding id;
+	// ErrNotFound when there is none.
+	DeleteRoleBinding(ctx context.Context, orgID, id string) error
+
+	// CreateRole inserts a custom role; ErrConflict when (OrgID, Scope,
+	// Name) is taken.
+	CreateRole(ctx context.Context, r Role) error
+	// ListRoles returns the organization's custom roles by scope, then name.
+	ListRoles(ctx context.Context, orgID string) ([]Role, error)
+	// DeleteRole deletes a custom role; ErrNotFound when there is none.
+	DeleteRole(ctx context.Context, orgID string, scope Scope, name string) error
+
+	// InitSetting inserts s unless a setting of that name exists, and
+	// returns the stored setting: the first writer's, whoever it was.
+	InitSetting(ctx context.Context, s Setting) (Setting, error)
 
 	// CreatePromotion inserts p, which must be non-terminal. At most one
 	// non-terminal promotion may exist per (TargetEnvID, CrossID): when one

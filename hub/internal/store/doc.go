@@ -16,6 +16,15 @@
 //     (key, holder) and the insert retried.
 //   - UpdatePromotion: one conditional update on (id, status IN From).
 //   - AppendAudit: the unique key (OrgID, Seq).
+//   - CreateUser, CreateRoleBinding, CreateRole: the unique keys (OrgID,
+//     Username), (UserID, Scope, EnvID, CrossID) and (OrgID, Scope, Name).
+//   - InitSetting: an insert keyed by name that does nothing when the name
+//     exists, then a read, so every hub on one store uses the first hub's
+//     value (the session signing key).
+//   - UpdateUser, RevokeAPIToken, TouchAPIToken: one single-row update each;
+//     TouchAPIToken is conditional on the last use being old enough.
+//   - DeleteUser: deletes the user, then its bindings and tokens; what an
+//     interrupted delete leaves is inert, since every use loads the user.
 //
 // Records are stored in UTC with millisecond precision (MongoDB's), so both
 // engines return what they were given, truncated to the millisecond. A zero

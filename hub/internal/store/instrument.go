@@ -170,3 +170,78 @@ func (s *instrumented) ListAudit(ctx context.Context, f state.AuditFilter) (_ []
 	defer s.done("ListAudit", time.Now(), &err)
 	return s.s.ListAudit(ctx, f)
 }
+
+func (s *instrumented) ListAPITokens(ctx context.Context, orgID, userID string) (_ []state.APIToken, err error) {
+	defer s.done("ListAPITokens", time.Now(), &err)
+	return s.s.ListAPITokens(ctx, orgID, userID)
+}
+
+func (s *instrumented) RevokeAPIToken(ctx context.Context, orgID, id string, at time.Time) (_ state.APIToken, err error) {
+	defer s.done("RevokeAPIToken", time.Now(), &err)
+	return s.s.RevokeAPIToken(ctx, orgID, id, at)
+}
+
+func (s *instrumented) TouchAPIToken(ctx context.Context, id string, at, ifBefore time.Time) (err error) {
+	defer s.done("TouchAPIToken", time.Now(), &err)
+	return s.s.TouchAPIToken(ctx, id, at, ifBefore)
+}
+
+func (s *instrumented) CreateUser(ctx context.Context, u state.User) (err error) {
+	defer s.done("CreateUser", time.Now(), &err)
+	return s.s.CreateUser(ctx, u)
+}
+
+func (s *instrumented) User(ctx context.Context, orgID, idOrUsername string) (_ state.User, err error) {
+	defer s.done("User", time.Now(), &err)
+	return s.s.User(ctx, orgID, idOrUsername)
+}
+
+func (s *instrumented) ListUsers(ctx context.Context, orgID string) (_ []state.User, err error) {
+	defer s.done("ListUsers", time.Now(), &err)
+	return s.s.ListUsers(ctx, orgID)
+}
+
+func (s *instrumented) UpdateUser(ctx context.Context, orgID, id string, u state.UserUpdate) (_ state.User, err error) {
+	defer s.done("UpdateUser", time.Now(), &err)
+	return s.s.UpdateUser(ctx, orgID, id, u)
+}
+
+func (s *instrumented) DeleteUser(ctx context.Context, orgID, id string) (err error) {
+	defer s.done("DeleteUser", time.Now(), &err)
+	return s.s.DeleteUser(ctx, orgID, id)
+}
+
+func (s *instrumented) CreateRoleBinding(ctx context.Context, b state.RoleBinding) (err error) {
+	defer s.done("CreateRoleBinding", time.Now(), &err)
+	return s.s.CreateRoleBinding(ctx, b)
+}
+
+func (s *instrumented) ListRoleBindings(ctx context.Context, f state.RoleBindingFilter) (_ []state.RoleBinding, err error) {
+	defer s.done("ListRoleBindings", time.Now(), &err)
+	return s.s.ListRoleBindings(ctx, f)
+}
+
+func (s *instrumented) DeleteRoleBinding(ctx context.Context, orgID, id string) (err error) {
+	defer s.done("DeleteRoleBinding", time.Now(), &err)
+	return s.s.DeleteRoleBinding(ctx, orgID, id)
+}
+
+func (s *instrumented) CreateRole(ctx context.Context, r state.Role) (err error) {
+	defer s.done("CreateRole", time.Now(), &err)
+	return s.s.CreateRole(ctx, r)
+}
+
+func (s *instrumented) ListRoles(ctx context.Context, orgID string) (_ []state.Role, err error) {
+	defer s.done("ListRoles", time.Now(), &err)
+	return s.s.ListRoles(ctx, orgID)
+}
+
+func (s *instrumented) DeleteRole(ctx context.Context, orgID string, scope state.Scope, name string) (err error) {
+	defer s.done("DeleteRole", time.Now(), &err)
+	return s.s.DeleteRole(ctx, orgID, scope, name)
+}
+
+func (s *instrumented) InitSetting(ctx context.Context, st state.Setting) (_ state.Setting, err error) {
+	defer s.done("InitSetting", time.Now(), &err)
+	return s.s.InitSetting(ctx, st)
+}

@@ -45,7 +45,8 @@ type Mongo struct {
 	closeErr  error
 
 	orgs, envs, linkTokens, linkTokenUses, installations, apiTokens,
-	promotions, activePromotions, audit *mongo.Collection
+	promotions, activePromotions, audit,
+	users, roleBindings, roles, settings *mongo.Collection
 }
 
 var _ state.Store = (*Mongo)(nil)
@@ -68,6 +69,19 @@ var mongoIndexes = map[string][]mongo.IndexModel{
 	},
 	"api_tokens": {
 		{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetName("hash_unique").SetUnique(true)},
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "user_id", Value: 1}}, Options: options.Index().SetName("org_user")},
+	},
+	"users": {
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "username", Value: 1}}, Options: options.Index().SetName("org_username_unique").SetUnique(true)},
+	},
+	"role_bindings": {
+		{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "scope", Value: 1}, {Key: "env_id", Value: 1}, {Key: "cross_id", Value: 1}},
+			Options: options.Index().SetName("user_scope_unique").SetUnique(true)},
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "created_at", Value: 1}}, Options: options.Index().SetName("org_created")},
+	},
+	"roles": {
+		// _id is the key already; this index states it in fields.
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "scope", Value: 1}, {Key: "name", Value: 1}}, Options: options.Index().SetName("key_unique").SetUnique(true)},
 	},
 	"promotions": {
 		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("org_created")},
@@ -123,6 +137,10 @@ func OpenMongo(ctx context.Context, uri string, opts MongoOptions, logger *slog.
 		promotions:       db.Collection("promotions"),
 		activePromotions: db.Collection("active_promotions"),
 		audit:            db.Collection("audit"),
+		users:            db.Collection("users"),
+		roleBindings:     db.Collection("role_bindings"),
+		roles:            db.Collection("roles"),
+		settings:         db.Collection("settings"),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

@@ -35,6 +35,7 @@ type promotionDoc struct {
 	UpdatedAt   time.Time `bson:"updated_at,omitempty"`
 	DeliveredAt time.Time `bson:"delivered_at,omitempty"`
 	DecidedAt   time.Time `bson:"decided_at,omitempty"`
+	RequesterID string    `bson:"requester_id,omitempty"`
 }
 
 func newPromotionDoc(p state.Promotion) promotionDoc {
@@ -44,6 +45,7 @@ func newPromotionDoc(p state.Promotion) promotionDoc {
 		Definition: p.Definition, Requester: p.Requester, Status: string(p.Status),
 		Delivered: p.Delivered, Notified: p.Notified, TargetAPIID: p.TargetAPIID, Reason: p.Reason,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, DeliveredAt: p.DeliveredAt, DecidedAt: p.DecidedAt,
+		RequesterID: p.RequesterID,
 	}
 }
 
@@ -54,6 +56,7 @@ func (d promotionDoc) promotion() state.Promotion {
 		Definition: d.Definition, Requester: d.Requester, Status: protocol.PromotionStatus(d.Status),
 		Delivered: d.Delivered, Notified: d.Notified, TargetAPIID: d.TargetAPIID, Reason: d.Reason,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt, DecidedAt: d.DecidedAt,
+		RequesterID: d.RequesterID,
 	})
 }
 
@@ -150,6 +153,16 @@ func (s *Mongo) ListPromotions(ctx context.Context, f state.PromotionFilter) ([]
 		and = append(and, bson.D{{Key: "$or", Value: bson.A{
 			bson.D{{Key: "source_env_id", Value: f.EnvID}},
 			bson.D{{Key: "target_env_id", Value: f.EnvID}},
+		}}})
+	}
+	if len(f.AnyEnvIDs) > 0 {
+		envs := bson.A{}
+		for _, e := range f.AnyEnvIDs {
+			envs = append(envs, e)
+		}
+		and = append(and, bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "source_env_id", Value: bson.D{{Key: "$in", Value: envs}}}},
+			bson.D{{Key: "target_env_id", Value: bson.D{{Key: "$in", Value: envs}}}},
 		}}})
 	}
 	if f.Undelivered {

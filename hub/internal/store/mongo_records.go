@@ -84,19 +84,6 @@ func (d installationDoc) installation() state.Installation {
 	})
 }
 
-// apiTokenDoc is a document of api_tokens.
-type apiTokenDoc struct {
-	ID        string    `bson:"_id"`
-	Hash      string    `bson:"hash"`
-	OrgID     string    `bson:"org_id"`
-	Name      string    `bson:"name"`
-	CreatedAt time.Time `bson:"created_at,omitempty"`
-}
-
-func (d apiTokenDoc) apiToken() state.APIToken {
-	return state.APIToken{ID: d.ID, Hash: d.Hash, OrgID: d.OrgID, Name: d.Name, CreatedAt: msTime(d.CreatedAt)}
-}
-
 // findAll runs a query and converts every document with conv.
 func findAll[D, T any](ctx context.Context, s *Mongo, what string, coll *mongo.Collection, filter any, conv func(D) T, opts ...options.Lister[options.FindOptions]) ([]T, error) {
 	cur, err := coll.Find(ctx, filter, opts...)
@@ -295,21 +282,4 @@ func (s *Mongo) MarkAllOffline(ctx context.Context) error {
 	_, err := s.installations.UpdateMany(ctx, bson.D{{Key: "online", Value: true}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "online", Value: false}}}})
 	return s.err("mark installations offline", err)
-}
-
-// CreateAPIToken implements state.Store. It returns state.ErrConflict on a
-// duplicate id or hash.
-func (s *Mongo) CreateAPIToken(ctx context.Context, t state.APIToken) error {
-	t = normAPIToken(t)
-	_, err := s.apiTokens.InsertOne(ctx, apiTokenDoc{ID: t.ID, Hash: t.Hash, OrgID: t.OrgID, Name: t.Name, CreatedAt: t.CreatedAt})
-	return s.err("create api token", err)
-}
-
-// APITokenByHash implements state.Store.
-func (s *Mongo) APITokenByHash(ctx context.Context, hash string) (state.APIToken, error) {
-	var d apiTokenDoc
-	if err := s.apiTokens.FindOne(ctx, bson.D{{Key: "hash", Value: hash}}).Decode(&d); err != nil {
-		return state.APIToken{}, s.err("get api token by hash", err)
-	}
-	return d.apiToken(), nil
 }

@@ -142,6 +142,58 @@ CREATE TABLE audit (
 ) STRICT;
 CREATE INDEX audit_promotion ON audit (promotion_id);
 `,
+	// 2: users, role bindings, custom roles and settings; personal access
+	// tokens; the requesting user of a promotion.
+	`
+ALTER TABLE api_tokens ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+CREATE INDEX api_tokens_org_user ON api_tokens (org_id, user_id);
+
+ALTER TABLE promotions ADD COLUMN requester_id TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE users (
+	id            TEXT PRIMARY KEY,
+	org_id        TEXT NOT NULL REFERENCES orgs (id),
+	username      TEXT NOT NULL,
+	display_name  TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	disabled      INTEGER NOT NULL,
+	created_at    INTEGER,
+	UNIQUE (org_id, username)
+) STRICT;
+
+CREATE TABLE role_bindings (
+	id         TEXT PRIMARY KEY,
+	org_id     TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	scope      TEXT NOT NULL,
+	env_id     TEXT NOT NULL,
+	cross_id   TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	created_at INTEGER,
+	UNIQUE (user_id, scope, env_id, cross_id)
+) STRICT;
+CREATE INDEX role_bindings_org ON role_bindings (org_id, created_at, id);
+
+CREATE TABLE roles (
+	org_id      TEXT NOT NULL,
+	scope       TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	permissions TEXT NOT NULL, -- JSON array of strings
+	created_at  INTEGER,
+	PRIMARY KEY (org_id, scope, name)
+) STRICT;
+
+-- Written once: the first hub's value stands. The session signing key is
+-- kept here in the clear (no at-rest encryption).
+CREATE TABLE settings (
+	name       TEXT PRIMARY KEY,
+	value      BLOB NOT NULL,
+	created_at INTEGER
+) STRICT;
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

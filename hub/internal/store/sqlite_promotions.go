@@ -15,14 +15,14 @@ import (
 
 const promotionColumns = `id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
 	definition, requester, status, delivered, notified, target_api_id, reason,
-	created_at, updated_at, delivered_at, decided_at`
+	created_at, updated_at, delivered_at, decided_at, requester_id`
 
 func scanPromotion(r rowScanner) (state.Promotion, error) {
 	var p state.Promotion
 	var created, updated, delivered, decided sql.NullInt64
 	err := r.Scan(&p.ID, &p.OrgID, &p.SourceEnvID, &p.TargetEnvID, &p.APIID, &p.CrossID, &p.APIName, &p.APIVersion,
 		&p.Definition, &p.Requester, &p.Status, &p.Delivered, &p.Notified, &p.TargetAPIID, &p.Reason,
-		&created, &updated, &delivered, &decided)
+		&created, &updated, &delivered, &decided, &p.RequesterID)
 	if len(p.Definition) == 0 {
 		p.Definition = nil
 	}
@@ -39,10 +39,10 @@ func (s *SQLite) CreatePromotion(ctx context.Context, p state.Promotion) (string
 // insertPromotion is a promotionLocks primitive.
 func (s *SQLite) insertPromotion(ctx context.Context, p state.Promotion) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO promotions (`+promotionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.OrgID, p.SourceEnvID, p.TargetEnvID, p.APIID, p.CrossID, p.APIName, p.APIVersion,
 		p.Definition, p.Requester, string(p.Status), sqlBool(p.Delivered), sqlBool(p.Notified), p.TargetAPIID, p.Reason,
-		sqlTime(p.CreatedAt), sqlTime(p.UpdatedAt), sqlTime(p.DeliveredAt), sqlTime(p.DecidedAt))
+		sqlTime(p.CreatedAt), sqlTime(p.UpdatedAt), sqlTime(p.DeliveredAt), sqlTime(p.DecidedAt), p.RequesterID)
 	return s.err("insert promotion "+p.ID, err)
 }
 
@@ -83,6 +83,21 @@ func (w *sqlWhere) in(column string, statuses []protocol.PromotionStatus) {
 	w.add(column+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+")", args...)
 }
 
+// anyOf adds (a IN (vs) OR b IN (vs)) unless vs is empty.
+func (w *sqlWhere) anyOf(a, b string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(vs)), ", ")
+	args := make([]any, 0, 2*len(vs))
+	for range 2 {
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	}
+	w.add("("+a+" IN ("+marks+") OR "+b+" IN ("+marks+"))", args...)
+}
+
 // String returns the WHERE clause, or nothing when there is no condition.
 func (w *sqlWhere) String() string {
 	if len(w.conds) == 0 {
@@ -103,6 +118,7 @@ func (s *SQLite) ListPromotions(ctx context.Context, f state.PromotionFilter) ([
 	if f.EnvID != "" {
 		w.add("(source_env_id = ? OR target_env_id = ?)", f.EnvID, f.EnvID)
 	}
+	w.anyOf("source_env_id", "target_env_id", f.AnyEnvIDs)
 	if f.Undelivered {
 		w.add("status = ? AND delivered = 0", string(protocol.PromotionCreated))
 	}

@@ -249,31 +249,3 @@ func (s *SQLite) MarkAllOffline(ctx context.Context) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE installations SET online = 0 WHERE online <> 0`)
 	return s.err("mark installations offline", err)
 }
-
-// API tokens.
-
-const apiTokenColumns = `id, hash, org_id, name, created_at`
-
-func scanAPIToken(r rowScanner) (state.APIToken, error) {
-	var t state.APIToken
-	var created sql.NullInt64
-	err := r.Scan(&t.ID, &t.Hash, &t.OrgID, &t.Name, &created)
-	t.CreatedAt = fromSQLTime(created)
-	return t, err
-}
-
-// CreateAPIToken implements state.Store. It returns state.ErrConflict on a
-// duplicate id or hash.
-func (s *SQLite) CreateAPIToken(ctx context.Context, t state.APIToken) error {
-	t = normAPIToken(t)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, t.Hash, t.OrgID, t.Name, sqlTime(t.CreatedAt))
-	return s.err("create api token", err)
-}
-
-// APITokenByHash implements state.Store.
-func (s *SQLite) APITokenByHash(ctx context.Context, hash string) (state.APIToken, error) {
-	t, err := scanAPIToken(s.r.QueryRowContext(ctx,
-		`SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
-	return t, s.err("get api token by hash", err)
-}

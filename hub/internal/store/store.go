@@ -193,8 +193,36 @@ func normInstallation(i state.Installation) state.Installation {
 }
 
 func normAPIToken(t state.APIToken) state.APIToken {
-	t.CreatedAt = msTime(t.CreatedAt)
+	t.CreatedAt, t.LastUsedAt = msTime(t.CreatedAt), msTime(t.LastUsedAt)
+	t.RevokedAt, t.ExpiresAt = msTime(t.RevokedAt), msTime(t.ExpiresAt)
 	return t
+}
+
+func normUser(u state.User) state.User {
+	u.CreatedAt = msTime(u.CreatedAt)
+	return u
+}
+
+func normRoleBinding(b state.RoleBinding) state.RoleBinding {
+	b.CreatedAt = msTime(b.CreatedAt)
+	return b
+}
+
+func normRole(r state.Role) state.Role {
+	if len(r.Permissions) == 0 {
+		r.Permissions = nil
+	}
+	r.CreatedAt = msTime(r.CreatedAt)
+	return r
+}
+
+// revokeTime is the RevokedAt that RevokeAPIToken sets: at, or now when at
+// is zero (a zero RevokedAt would mean "not revoked").
+func revokeTime(at time.Time) time.Time {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return msTime(at)
 }
 
 func normPromotion(p state.Promotion) state.Promotion {

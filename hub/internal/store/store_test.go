@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -107,4 +108,42 @@ func TestMongo(t *testing.T) {
 		s := openMongo(t)
 		return crashable{Store: s, locks: s}
 	})
+}
+
+// TestSQLiteUpgrade opens a database made by the first schema version and
+// checks that its records read back after the upgrade.
+func TestSQLiteUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "hub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		migrations[0],
+		`PRAGMA user_version = 1`,
+		`INSERT INTO api_tokens (id, hash, org_id, name, created_at) VALUES ('a1', 'h1', '', 'platform admin', 1000)`,
+		`INSERT INTO promotions (id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
+			requester, status, delivered, notified, target_api_id, reason)
+		 VALUES ('p1', 'o1', 'e1', 'e2', 'a', 'c', 'n', 'v', 'alice', 'CREATED', 0, 0, '', '')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	defer s.Close()
+	tok, err := s.APITokenByHash(ctx, "h1")
+	if err != nil || tok.UserID != "" || !tok.RevokedAt.IsZero() || tok.Name != "platform admin" {
+		t.Errorf("token after upgrade = %+v, %v", tok, err)
+	}
+	p, err := s.Promotion(ctx, "p1")
+	if err != nil || p.Requester != "alice" || p.RequesterID != "" {
+		t.Errorf("promotion after upgrade = %+v, %v", p, err)
+	}
 }

@@ -27,7 +27,7 @@ func promotion(id, target, crossID string) state.Promotion {
 	return state.Promotion{
 		ID: id, OrgID: "o1", SourceEnvID: "dev", TargetEnvID: target,
 		APIID: "api-" + crossID, CrossID: crossID, APIName: "Petstore", APIVersion: "1.2",
-		Definition: []byte(`{"name":"Petstore"}`), Requester: "alice", Status: created,
+		Definition: []byte(`{"name":"Petstore"}`), Requester: "alice", RequesterID: "u-alice", Status: created,
 		CreatedAt: base, UpdatedAt: base,
 	}
 }

@@ -292,7 +292,8 @@ func testMarkAllOffline(t *testing.T, s state.Store) {
 func testAPITokens(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
 	admin := state.APIToken{ID: "a1", Hash: "h-a1", Name: "platform admin", CreatedAt: base}
-	scoped := state.APIToken{ID: "a2", Hash: "h-a2", OrgID: "o1", Name: "ci", CreatedAt: at(time.Second)}
+	scoped := state.APIToken{ID: "a2", Hash: "h-a2", OrgID: "o1", Name: "ci", CreatedAt: at(time.Second),
+		UserID: "u1", LastUsedAt: at(2 * time.Second), RevokedAt: at(3 * time.Second), ExpiresAt: at(time.Hour)}
 	for _, tok := range []state.APIToken{admin, scoped} {
 		must(t, "CreateAPIToken("+tok.ID+")", s.CreateAPIToken(ctx, tok))
 	}

@@ -1,0 +1,306 @@
+package console
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"ferry.dev/shared/consoleassets"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/app.js
+var staticFS embed.FS
+
+// CookieName is the session cookie the agent's REST API reads.
+const CookieName = "ferry_session"
+
+// Config configures a Handler. API, HubURL and Logger are required.
+type Config struct {
+	// API is the agent's REST API handler (package web). The console calls
+	// it in process, as the signed-in user.
+	API http.Handler
+	// HubURL is the hub's base URL; sign-in asks it for a session token.
+	HubURL string
+	// Exporter reads an API's definition from the local APIM for the change
+	// preview of a task. Optional: without it the preview lists the
+	// incoming definition's main fields only.
+	Exporter Exporter
+	// HTTPClient calls the hub. Default: a client with a 15 s timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// AllowedHosts, when not empty, are the only host names (without port)
+	// accepted in the Host header, as in package web.
+	AllowedHosts []string
+	// PollInterval is how often an event stream looks for changes.
+	// Default 1 s.
+	PollInterval time.Duration
+	// MaxStream ends an event stream after this long (the browser
+	// reconnects). Default 5 min.
+	MaxStream time.Duration
+}
+
+// Handler serves the environment console. It is an http.Handler meant to be
+// mounted at "/console/" and "GET /{$}" (which redirects to the console).
+type Handler struct {
+	api      http.Handler
+	hubURL   string
+	exporter Exporter
+	client   *http.Client
+	log      *slog.Logger
+	hosts    []string
+	poll     time.Duration
+	maxSt    time.Duration
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close: ends event streams
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// pageNames are the pages, each templates/<name>.html inside layout.html.
+var pageNames = []string{"signin", "apis", "api", "tasks", "promotions"}
+
+// New builds a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.API == nil || cfg.Logger == nil || cfg.HubURL == "" {
+		return nil, errors.New("console: API, HubURL and Logger are required")
+	}
+	hub, err := url.Parse(cfg.HubURL)
+	if err != nil || (hub.Scheme != "http" && hub.Scheme != "https") || hub.Host == "" {
+		return nil, errors.New("console: HubURL must be an http(s) URL")
+	}
+	h := &Handler{
+		api: cfg.API, hubURL: strings.TrimRight(cfg.HubURL, "/"), exporter: cfg.Exporter, client: cfg.HTTPClient,
+		log: cfg.Logger.With("component", "console"), poll: cfg.PollInterval, maxSt: cfg.MaxStream,
+		pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{}),
+	}
+	if h.client == nil {
+		h.client = &http.Client{Timeout: 15 * time.Second}
+	}
+	if h.poll <= 0 {
+		h.poll = time.Second
+	}
+	if h.maxSt <= 0 {
+		h.maxSt = 5 * time.Minute
+	}
+	for _, n := range cfg.AllowedHosts {
+		h.hosts = append(h.hosts, strings.ToLower(n))
+	}
+	for _, p := range pageNames {
+		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, err
+		}
+		h.pages[p] = t
+	}
+	m := h.mux
+	m.HandleFunc("GET /{$}", h.redirect("/console/"))
+	m.HandleFunc("GET /console/{$}", h.redirect("/console/apis"))
+	m.HandleFunc("GET /console/signin", h.page("signin", "Sign in"))
+	m.HandleFunc("GET /console/apis", h.page("apis", "APIs"))
+	m.HandleFunc("GET /console/apis/{id}", h.page("api", "API"))
+	m.HandleFunc("GET /console/tasks", h.page("tasks", "Tasks"))
+	m.HandleFunc("GET /console/promotions", h.page("promotions", "Promotions"))
+	m.HandleFunc("GET /console/static/{file}", h.static)
+	m.HandleFunc("POST /console/session", h.signIn)
+	m.HandleFunc("DELETE /console/session", h.signOut)
+	m.HandleFunc("GET /console/events", h.events)
+	m.HandleFunc("GET /console/changes/{id}", h.changes)
+	m.HandleFunc("/console/", h.notFound)
+	return h, nil
+}
+
+// Close ends the open event streams; new ones end at once.
+func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
+
+// ServeHTTP applies the browser guards, then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if !h.hostAllowed(r.Host) {
+		h.problem(w, http.StatusForbidden, "forbidden", "host "+r.Host+" is not allowed; use the address the agent listens on")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+			h.problem(w, http.StatusForbidden, "forbidden", "cross-origin requests are not allowed")
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) hostAllowed(hostport string) bool {
+	if len(h.hosts) == 0 {
+		return true
+	}
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	return slices.Contains(h.hosts, strings.ToLower(strings.Trim(host, "[]")))
+}
+
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+}
+
+func (h *Handler) redirect(to string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to, http.StatusFound) }
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Not found · Ferry</title>` +
+			`<link rel="stylesheet" href="/console/static/console.css"><main><h1>Page not found</h1>` +
+			`<p>There is no console page at this address. <a href="/console/apis">Go to the APIs list</a>.</p></main></html>`))
+		return
+	}
+	h.problem(w, http.StatusNotFound, "not_found", "no such console path: "+r.URL.Path)
+}
+
+// status is the part of GET /api/v1/status the pages show.
+type status struct {
+	Link         string `json:"link"`
+	HubReachable bool   `json:"hubReachable"`
+	HubURL       string `json:"hubUrl"`
+	OrgID        string `json:"orgId"`
+	OrgName      string `json:"orgName"`
+	Environments []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"environments"`
+	AgentVersion string `json:"agentVersion"`
+}
+
+// pageData is what a page template sees.
+type pageData struct {
+	Page, Title  string
+	EnvName      string
+	EnvID        string
+	OrgName      string
+	HubReachable bool
+	HubURL       string
+	Link         string
+	AgentVersion string
+	APIID        string
+	Next         string
+}
+
+func (h *Handler) page(name, title string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d := pageData{Page: name, Title: title, APIID: r.PathValue("id")}
+		if name == "signin" {
+			d.Next = safeNext(r.URL.Query().Get("next"))
+		} else if !hasSession(r) {
+			http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+			return
+		}
+		if c, err := h.call(r.Context(), r, http.MethodGet, "/api/v1/status", nil); err == nil && c.status == http.StatusOK {
+			var s status
+			if json.Unmarshal(c.body.Bytes(), &s) == nil {
+				d.HubReachable, d.HubURL, d.Link, d.OrgName, d.AgentVersion = s.HubReachable, s.HubURL, s.Link, s.OrgName, s.AgentVersion
+				var names, ids []string
+				for _, e := range s.Environments {
+					names, ids = append(names, e.Name), append(ids, e.ID)
+				}
+				d.EnvName, d.EnvID = strings.Join(names, ", "), strings.Join(ids, ",")
+			}
+		}
+		if d.HubURL == "" {
+			d.HubURL = h.hubURL
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := h.pages[name].Execute(w, d); err != nil {
+			h.log.Error("render page", "page", name, "err", err)
+		}
+	}
+}
+
+// hasSession reports whether the browser sent a session; whether it is
+// valid is for the REST API to say.
+func hasSession(r *http.Request) bool {
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		return true
+	}
+	return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+// safeNext keeps a post-sign-in redirect inside the console.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "/console/signin") || strings.ContainsAny(next, "\\\r\n") {
+		return "/console/apis"
+	}
+	return next
+}
+
+// static serves the shared stylesheet and scripts.
+func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
+	name := path.Clean(r.PathValue("file"))
+	var fsys fs.FS = consoleassets.Files
+	if name == "app.js" {
+		fsys, name = staticFS, "static/app.js"
+	}
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		h.notFound(w, r)
+		return
+	}
+	switch {
+	case strings.HasSuffix(name, ".css"):
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	case strings.HasSuffix(name, ".js"):
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
+}
+
+// problem writes an RFC 9457 problem document.
+func (h *Handler) problem(w http.ResponseWriter, status int, code, detail string) {
+	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.problem(w, http.StatusInternalServerError, "internal", "internal error; the agent logged the details")
+		h.log.Error("encode response", "err", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
