@@ -43,6 +43,14 @@ api() { # method path [body]
 }
 api POST /api/v1/orgs '{"name":"demo"}' >/dev/null
 for env in Dev Prod; do api POST /api/v1/orgs/demo/environments "{\"name\":\"$env\"}" >/dev/null; done
+# A demo organization admin for the consoles; the password is made once and
+# kept in $DATA/admin-password (0600).
+if [ ! -s "$DATA/admin-password" ]; then
+  (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DATA/admin-password")
+fi
+PASSWORD=$(cat "$DATA/admin-password")
+api POST /api/v1/orgs/demo/users "{\"username\":\"admin\",\"displayName\":\"Demo Admin\",\"password\":\"$PASSWORD\"}" >/dev/null
+api POST /api/v1/orgs/demo/role-bindings '{"userId":"admin","scope":"ORGANIZATION","role":"ADMIN"}' >/dev/null
 
 $BIN/apim-sim --listen 127.0.0.1:8083 --seed deploy/seed/dev >"$DATA/logs/apim-dev.log" 2>&1 &
 pids+=($!)
@@ -77,13 +85,17 @@ cat <<MSG
 
 Ferry is running (logs in $DATA/logs):
   hub            $HUB            (metrics: $HUB/metrics)
-  Dev console    http://127.0.0.1:8090
-  Prod console   http://127.0.0.1:8091
+  hub console    $HUB/console/
+  Dev console    http://127.0.0.1:8090/console/
+  Prod console   http://127.0.0.1:8091/console/
   APIM Dev       http://127.0.0.1:8083/management/v2
   APIM Prod      http://127.0.0.1:8084/management/v2
   admin token    $TOKEN
+  console login  organization demo, user admin, password $PASSWORD
 
   installations: curl -H 'Authorization: Bearer $TOKEN' $HUB/api/v1/orgs/demo/installations
+  a session for the agents' REST APIs:
+    curl -H 'Content-Type: application/json' -d '{"org":"demo","username":"admin","password":"$PASSWORD"}' $HUB/api/v1/auth/session
 
 Press Ctrl-C to stop.
 MSG

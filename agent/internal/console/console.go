@@ -45,6 +45,9 @@ type Config struct {
 	// AllowedHosts, when not empty, are the only host names (without port)
 	// accepted in the Host header, as in package web.
 	AllowedHosts []string
+	// Cookie names the session cookie, as in package web; empty means
+	// CookieName.
+	Cookie string
 	// PollInterval is how often an event stream looks for changes.
 	// Default 1 s.
 	PollInterval time.Duration
@@ -69,6 +72,7 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close: ends event streams
+	cookie    string        // session cookie name
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -88,7 +92,10 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{
 		api: cfg.API, hubURL: strings.TrimRight(cfg.HubURL, "/"), exporter: cfg.Exporter, client: cfg.HTTPClient,
 		log: cfg.Logger.With("component", "console"), poll: cfg.PollInterval, maxSt: cfg.MaxStream,
-		pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{}),
+		pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{}), cookie: cfg.Cookie,
+	}
+	if h.cookie == "" {
+		h.cookie = CookieName
 	}
 	if h.client == nil {
 		h.client = &http.Client{Timeout: 15 * time.Second}
@@ -215,7 +222,7 @@ func (h *Handler) page(name, title string) http.HandlerFunc {
 		d := pageData{Page: name, Title: title, APIID: r.PathValue("id")}
 		if name == "signin" {
 			d.Next = safeNext(r.URL.Query().Get("next"))
-		} else if !hasSession(r) {
+		} else if !h.hasSession(r) {
 			http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 			return
 		}
@@ -243,8 +250,8 @@ func (h *Handler) page(name, title string) http.HandlerFunc {
 
 // hasSession reports whether the browser sent a session; whether it is
 // valid is for the REST API to say.
-func hasSession(r *http.Request) bool {
-	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+func (h *Handler) hasSession(r *http.Request) bool {
+	if c, err := r.Cookie(h.cookie); err == nil && c.Value != "" {
 		return true
 	}
 	return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")

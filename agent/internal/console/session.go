@@ -168,7 +168,7 @@ func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, s hubSessio
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
-	c := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+	c := &http.Cookie{Name: h.cookie, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
 	if value == "" {
 		c.MaxAge = -1
 	} else if !expires.IsZero() {

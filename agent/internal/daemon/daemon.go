@@ -119,11 +119,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Auth:         auth,
 		Logger:       d.log,
 		AllowedHosts: allowedHosts(ln.Addr()),
+		Cookie:       cookieName(ln.Addr()),
 	})
 	if err != nil {
 		return err
 	}
-	con, err := console.New(console.Config{API: api, HubURL: d.cfg.HubURL, Exporter: d.apim, Logger: d.log, AllowedHosts: allowedHosts(ln.Addr())})
+	con, err := console.New(console.Config{API: api, HubURL: d.cfg.HubURL, Exporter: d.apim, Logger: d.log, AllowedHosts: allowedHosts(ln.Addr()), Cookie: cookieName(ln.Addr())})
 	if err != nil {
 		return err
 	}
@@ -209,4 +210,15 @@ func allowedHosts(a net.Addr) []string {
 		return nil
 	}
 	return []string{"localhost", "127.0.0.1", "::1", ta.IP.String()}
+}
+
+// cookieName is the session cookie of the agent listening on addr. Browsers
+// share cookies between ports of one host, so two agents on one machine (Dev
+// and Prod in `make run`) need different names or one sign-in replaces the
+// other.
+func cookieName(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return fmt.Sprintf("%s_%d", web.CookieName, ta.Port)
+	}
+	return web.CookieName
 }

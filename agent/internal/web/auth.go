@@ -51,7 +51,7 @@ const (
 // sessionToken reads the session token from the Authorization header or,
 // when there is none, from the cookie. A non-Bearer Authorization is an
 // error.
-func sessionToken(r *http.Request) (authn.Token, string, error) {
+func (h *Handler) sessionToken(r *http.Request) (authn.Token, string, error) {
 	if a := r.Header.Get("Authorization"); a != "" {
 		scheme, tok, ok := strings.Cut(a, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
@@ -59,7 +59,7 @@ func sessionToken(r *http.Request) (authn.Token, string, error) {
 		}
 		return authn.Token(strings.TrimSpace(tok)), fromHeader, nil
 	}
-	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+	if c, err := r.Cookie(h.cookie); err == nil && c.Value != "" {
 		return authn.Token(c.Value), fromCookie, nil
 	}
 	return "", "", nil
@@ -68,7 +68,7 @@ func sessionToken(r *http.Request) (authn.Token, string, error) {
 // authenticate verifies the request's session and answers the problem when
 // there is no valid one.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (authn.User, bool) {
-	tok, from, err := sessionToken(r)
+	tok, from, err := h.sessionToken(r)
 	if err != nil {
 		h.unauthorized(w, r, from, err.Error()+"; "+signInHint)
 		return authn.User{}, false
@@ -93,7 +93,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, tok authn.Token
 	case errors.Is(err, authn.ErrNoIdentity), errors.Is(err, authn.ErrNoKeys):
 		h.problem(w, Problem{Status: http.StatusServiceUnavailable, Code: string(protocol.CodeUnavailable), Detail: err.Error()})
 	case tok == "":
-		h.unauthorized(w, r, from, "no session: send Authorization: Bearer <session token> (or the "+CookieName+
+		h.unauthorized(w, r, from, "no session: send Authorization: Bearer <session token> (or the "+h.cookie+
 			" cookie); get one at the hub: POST /api/v1/auth/session")
 	case errors.Is(err, session.ErrInvalid):
 		h.log.Warn("session refused", "method", r.Method, "route", r.Pattern, "from", from, "err", err)
@@ -112,7 +112,7 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, from, det
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	if from == fromCookie {
-		http.SetCookie(w, sessionCookie(r, "", time.Time{}))
+		http.SetCookie(w, h.sessionCookie(r, "", time.Time{}))
 	}
 	h.problem(w, Problem{Status: http.StatusUnauthorized, Code: string(protocol.CodeUnauthorized), Detail: detail})
 }
@@ -131,8 +131,8 @@ func sameOriginFetch(r *http.Request) bool {
 
 // sessionCookie is the session cookie holding tok until exp; an empty tok
 // clears it.
-func sessionCookie(r *http.Request, tok authn.Token, exp time.Time) *http.Cookie {
-	c := &http.Cookie{Name: CookieName, Value: tok.Reveal(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+func (h *Handler) sessionCookie(r *http.Request, tok authn.Token, exp time.Time) *http.Cookie {
+	c := &http.Cookie{Name: h.cookie, Value: tok.Reveal(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil}
 	if tok == "" {
 		c.MaxAge = -1
@@ -158,7 +158,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, u.Token, u.ExpiresAt()))
+	http.SetCookie(w, h.sessionCookie(r, u.Token, u.ExpiresAt()))
 	h.log.Info("signed in", "user", u.ID(), "expires_at", u.ExpiresAt())
 	h.write(w, http.StatusOK, h.sessionDTO(u))
 }
@@ -166,7 +166,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 // signOut answers DELETE /api/v1/session: it clears the session cookie. The
 // token itself stays valid until it expires.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, sessionCookie(r, "", time.Time{}))
+	http.SetCookie(w, h.sessionCookie(r, "", time.Time{}))
 	w.WriteHeader(http.StatusNoContent)
 }
 

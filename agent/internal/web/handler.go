@@ -58,6 +58,10 @@ type Config struct {
 	// accepted in the Host header: the daemon sets the loopback names when
 	// it listens on loopback, which defeats DNS rebinding.
 	AllowedHosts []string
+	// Cookie names the session cookie; empty means CookieName. Agents on
+	// one host share cookies across ports, so the daemon makes it
+	// per-address.
+	Cookie string
 }
 
 // Handler serves the REST API. It is an http.Handler.
@@ -67,6 +71,7 @@ type Handler struct {
 	auth   Authenticator
 	log    *slog.Logger
 	hosts  []string
+	cookie string
 	mux    *http.ServeMux
 }
 
@@ -81,7 +86,10 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || cfg.Status == nil || cfg.Auth == nil || cfg.Logger == nil {
 		return nil, errors.New("web: service, status, auth and logger are required")
 	}
-	h := &Handler{svc: cfg.Service, status: cfg.Status, auth: cfg.Auth, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
+	h := &Handler{svc: cfg.Service, status: cfg.Status, auth: cfg.Auth, log: cfg.Logger.With("component", "web"), cookie: cfg.Cookie, mux: http.NewServeMux()}
+	if h.cookie == "" {
+		h.cookie = CookieName
+	}
 	for _, n := range cfg.AllowedHosts {
 		h.hosts = append(h.hosts, strings.ToLower(n))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,9 @@ type Fleet struct {
 	version  string
 	keys     []string
 	m        *metrics
+
+	mu    sync.Mutex        // guards names
+	names map[string]string // "org/" or "org/env" → name
 }
 
 // Options are optional Fleet dependencies.
@@ -64,7 +68,7 @@ func New(store Store, presence Presence, log *slog.Logger, reg prometheus.Regist
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg)}, nil
+	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg), names: map[string]string{}}, nil
 }
 
 // MaxLinkTokenTTL bounds link-token lifetimes.
@@ -154,28 +158,57 @@ func (f *Fleet) Authenticate(ctx context.Context, credential string) (state.Inst
 }
 
 // Hello records an agent's hello and builds the hub's reply.
-func (f *Fleet) Hello(ctx context.Context, installationID string, h *protocol.Hello) (*protocol.HelloReply, error) {
-	inst, err := f.store.Installation(ctx, installationID)
-	if err != nil {
-		return nil, fmt.Errorf("load installation: %w", err)
-	}
-	org, err := f.store.Org(ctx, inst.OrgID)
+func (f *Fleet) Hello(ctx context.Context, installationID, orgID string, envIDs []string, h *protocol.Hello) (*protocol.HelloReply, error) {
+	orgName, err := f.name(ctx, orgID, "")
 	if err != nil {
 		return nil, fmt.Errorf("load organization: %w", err)
 	}
-	rep := &protocol.HelloReply{InstallationID: inst.ID, OrgID: org.ID, OrgName: org.Name, Status: protocol.InstallationAccepted, HubVersion: f.version,
+	rep := &protocol.HelloReply{InstallationID: installationID, OrgID: orgID, OrgName: orgName, Status: protocol.InstallationAccepted, HubVersion: f.version,
 		SessionKeys: slices.Clone(f.keys)}
-	for _, id := range inst.EnvIDs {
-		env, err := f.store.Environment(ctx, inst.OrgID, id)
+	for _, id := range envIDs {
+		name, err := f.name(ctx, orgID, id)
 		if err != nil {
 			return nil, fmt.Errorf("load environment %s: %w", id, err)
 		}
-		rep.Environments = append(rep.Environments, protocol.Environment{ID: env.ID, Name: env.Name})
+		rep.Environments = append(rep.Environments, protocol.Environment{ID: id, Name: name})
 	}
-	if err := f.store.UpdateInstallationSeen(ctx, inst.ID, true, f.now().UTC(), h.AgentVersion, h.Hostname); err != nil {
+	if err := f.store.UpdateInstallationSeen(ctx, installationID, true, f.now().UTC(), h.AgentVersion, h.Hostname); err != nil {
 		return nil, fmt.Errorf("record hello: %w", err)
 	}
 	return rep, nil
+}
+
+// name returns an organization's name (envID empty) or an environment's.
+// Names never change, so they are cached: a hello then costs one store
+// write, which keeps reconnect storms cheap.
+func (f *Fleet) name(ctx context.Context, orgID, envID string) (string, error) {
+	key := orgID + "/" + envID
+	f.mu.Lock()
+	n, ok := f.names[key]
+	f.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	if envID == "" {
+		o, err := f.store.Org(ctx, orgID)
+		if err != nil {
+			return "", err
+		}
+		n = o.Name
+	} else {
+		e, err := f.store.Environment(ctx, orgID, envID)
+		if err != nil {
+			return "", err
+		}
+		n = e.Name
+	}
+	f.mu.Lock()
+	if len(f.names) > 100_000 {
+		clear(f.names) // bound the cache; it refills from the store
+	}
+	f.names[key] = n
+	f.mu.Unlock()
+	return n, nil
 }
 
 // Disconnected records that an installation's primary link ended.

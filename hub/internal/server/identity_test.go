@@ -166,7 +166,7 @@ func TestHelloCarriesSessionKeys(t *testing.T) {
 	if err := h.store.CreateInstallation(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := h.fleet.Hello(ctx, inst.ID, &protocol.Hello{AgentVersion: "1.0"})
+	rep, err := h.fleet.Hello(ctx, inst.ID, inst.OrgID, inst.EnvIDs, &protocol.Hello{AgentVersion: "1.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

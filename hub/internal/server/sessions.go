@@ -31,7 +31,7 @@ func (s *sessions) AuthenticateAgent(ctx context.Context, cred string) (link.Pee
 }
 
 func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*protocol.HelloReply, error) {
-	return s.fleet.Hello(ctx, p.InstallationID, h)
+	return s.fleet.Hello(ctx, p.InstallationID, p.OrgID, p.EnvIDs, h)
 }
 
 func (s *sessions) Connected(ctx context.Context, c *link.Conn) {
