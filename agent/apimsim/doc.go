@@ -29,7 +29,8 @@
 //
 // Test hooks: Creates, Updates, Hits and APIs report what happened; Import
 // adds an API without HTTP; FailNext and DropResponseAfterApply inject
-// faults.
+// faults. Stats and StatsHandler give the counters as one snapshot, which
+// cmd/apim-sim serves at GET /_sim/stats.
 //
 // A Server is safe for concurrent use: one mutex guards all its state, and no
 // I/O happens while it is held. It starts no goroutines.

@@ -3,6 +3,10 @@
 //
 //	apim-sim --listen 127.0.0.1:8083 --seed deploy/seed/dev --user admin
 //
+// Besides the Management API it serves GET /_sim/stats, the creates and
+// updates per crossId and requests per operation as JSON, unauthenticated,
+// so that process-level tests can count side effects.
+//
 // The password comes from APIM_SIM_PASSWORD; --password also works but shows
 // in the process list.
 package main
@@ -81,7 +85,11 @@ func run(args []string, getenv func(string) string, stdout, stderr *os.File) err
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// The stats are read-only test counters, kept off the /management/v2 tree.
+	mux := http.NewServeMux()
+	mux.Handle(apimsim.StatsPath, sim.StatsHandler())
+	mux.Handle("/", sim)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "apim-sim listening on http://%s/management/v2\n", ln.Addr())
 	logger.Info("apim-sim started", slog.String("addr", ln.Addr().String()), slog.Bool("auth", *user != ""))
 

@@ -5,6 +5,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +32,13 @@ type Config struct {
 	LogLevel     slog.Level
 	LogFormat    string
 	CheckConfig  bool
+
+	// HubCA is a PEM bundle of CAs to trust for the hub's certificate
+	// (instead of the system roots); empty uses the system roots.
+	HubCA string
+	// ClientCert and ClientKey (PEM files) are the agent's client
+	// certificate, presented to the hub on enroll and on the link.
+	ClientCert, ClientKey string
 }
 
 // Load builds the configuration from args and getenv, then validates it.
@@ -50,6 +59,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	env("FERRY_LISTEN", &c.Listen)
 	env("FERRY_DATA_DIR", &c.DataDir)
 	env("FERRY_LOG_FORMAT", &c.LogFormat)
+	env("FERRY_HUB_CA", &c.HubCA)
+	env("FERRY_CLIENT_CERT", &c.ClientCert)
+	env("FERRY_CLIENT_KEY", &c.ClientKey)
 	level := getenv("FERRY_LOG_LEVEL")
 	tokenFile := getenv("FERRY_LINK_TOKEN_FILE")
 
@@ -65,6 +77,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the agent's state and credential (FERRY_DATA_DIR)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FERRY_LOG_FORMAT)")
 	fs.StringVar(&level, "log-level", level, "log level: debug, info, warn, error (FERRY_LOG_LEVEL)")
+	fs.StringVar(&c.HubCA, "hub-ca", c.HubCA, "PEM bundle of CAs to trust for the hub's certificate (FERRY_HUB_CA)")
+	fs.StringVar(&c.ClientCert, "client-cert", c.ClientCert, "PEM client certificate presented to the hub (FERRY_CLIENT_CERT)")
+	fs.StringVar(&c.ClientKey, "client-key", c.ClientKey, "PEM private key file of the client certificate (FERRY_CLIENT_KEY)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -91,6 +106,34 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	return c, c.Validate()
 }
 
+// HubTLS is the TLS configuration for talking to the hub (enroll and
+// link), or nil when neither a hub CA nor a client certificate is set.
+func (c Config) HubTLS() (*tls.Config, error) {
+	if c.HubCA == "" && c.ClientCert == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.HubCA != "" {
+		b, err := os.ReadFile(c.HubCA)
+		if err != nil {
+			return nil, fmt.Errorf("config: read hub CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("config: hub CA %s: no PEM certificate in it", c.HubCA)
+		}
+		tc.RootCAs = pool
+	}
+	if c.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("config: load client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
 // Validate checks the whole configuration.
 func (c Config) Validate() error {
 	var errs []error
@@ -114,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		errs = append(errs, errors.New("client-cert and client-key go together"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

@@ -49,3 +49,32 @@ func TestLoadRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestHubTLS(t *testing.T) {
+	base := map[string]string{"FERRY_HUB": "https://h:1", "FERRY_APIM_URL": "http://a:2"}
+	getenv := func(extra map[string]string) func(string) string {
+		return func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return base[k]
+		}
+	}
+	c, err := Load(nil, getenv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := c.HubTLS(); tc != nil || err != nil {
+		t.Errorf("no TLS settings: %v %v, want nil", tc, err)
+	}
+	c, err = Load([]string{"--hub-ca", "/no/such/ca.pem", "--client-cert", "c.pem", "--client-key", "k.pem"}, getenv(nil), io.Discard)
+	if err != nil || c.HubCA != "/no/such/ca.pem" || c.ClientCert != "c.pem" || c.ClientKey != "k.pem" {
+		t.Fatalf("flags: %+v %v", c, err)
+	}
+	if _, err := c.HubTLS(); err == nil {
+		t.Error("a missing hub CA file was accepted")
+	}
+	if _, err := Load(nil, getenv(map[string]string{"FERRY_CLIENT_CERT": "c.pem"}), io.Discard); err == nil {
+		t.Error("a client certificate without its key was accepted")
+	}
+}

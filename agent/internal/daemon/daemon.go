@@ -74,8 +74,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w (is another agent running?)", d.cfg.Listen, err)
 	}
 	defer ln.Close()
+	hubTLS, err := d.cfg.HubTLS()
+	if err != nil {
+		return err
+	}
+	var hubClient *http.Client // nil: enroll's default
+	if hubTLS != nil {
+		hubClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: hubTLS, Proxy: http.ProxyFromEnvironment}}
+	}
 	cred, err := enroll.Credential(ctx, enroll.Request{
 		HubURL: d.cfg.HubURL, DataDir: d.cfg.DataDir, LinkToken: d.cfg.LinkToken, AgentVersion: Version, Hostname: host,
+		HTTPClient: hubClient,
 	}, d.log.With("component", "enroll"))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -98,7 +107,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := auth.Load(ctx); err != nil {
 		return err
 	}
-	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL}, d.log, d.reg)
+	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL, TLS: hubTLS}, d.log, d.reg)
 	if err != nil {
 		return err
 	}

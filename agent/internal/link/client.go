@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type Config struct {
 	AgentVersion string // required
 	Hostname     string
 	APIMURL      string
+	// TLS configures the connection to an https hub (trusted CAs, client
+	// certificate); nil uses the system roots and no client certificate.
+	TLS *tls.Config
 
 	MinBackoff  time.Duration // (1s)
 	MaxBackoff  time.Duration // (60s)
@@ -115,7 +119,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 		cfg:       cfg,
 		log:       log.With("component", "link"),
 		m:         newMetrics(reg),
-		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, Proxy: http.ProxyFromEnvironment},
+		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg.TLS},
 		handlers:  make(map[protocol.Op]HandlerFunc),
 		connected: make(chan struct{}),
 	}, nil

@@ -100,6 +100,11 @@ type Deps struct {
 	// Argon2 are the cost parameters of new password hashes; zero means
 	// auth.DefaultArgon2.
 	Argon2 auth.Argon2Params
+	// Limits are the request rate limits; the zero value limits nothing.
+	Limits Limits
+	// RequireClientCert refuses enroll and link requests without a client
+	// certificate verified by the TLS handshake (the hub's --client-ca).
+	RequireClientCert bool
 }
 
 // API is the hub's REST API.
@@ -116,6 +121,9 @@ type API struct {
 	// dummyHash is checked against when a sign-in names no user, so that
 	// the answer takes as long as for a wrong password.
 	dummyHash string
+
+	tokenLimits *limiters // per authenticated caller; nil is unlimited
+	idem        *idempotency
 }
 
 // MaxBodyBytes bounds every REST request body.
@@ -135,7 +143,10 @@ func New(d Deps) (*API, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	a := &API{store: d.Store, fleet: d.Fleet, promotions: d.Promotions, audit: d.Audit, authority: d.Authority,
-		publicURL: d.PublicURL, log: d.Logger.With("component", "api"), argon2: d.Argon2, dummyHash: dummy}
+		publicURL: d.PublicURL, log: d.Logger.With("component", "api"), argon2: d.Argon2, dummyHash: dummy,
+		tokenLimits: newLimiters(d.Limits.Token)}
+	a.idem = newIdempotency(a.authority.Now)
+	signIn, linkIP := a.limitIP(newLimiters(d.Limits.SignIn)), a.limitIP(newLimiters(d.Limits.Link))
 	r := gin.New()
 	r.Use(gin.Recovery(), a.limitBody)
 	r.HandleMethodNotAllowed = true
@@ -145,31 +156,35 @@ func New(d Deps) (*API, error) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", gin.WrapH(d.Metrics))
-	r.GET("/api/v1/link", gin.WrapH(d.Link))
-	r.POST("/api/v1/link/enroll", a.enroll)
-	r.POST("/api/v1/auth/session", a.createSession)
+	agentCert := func(c *gin.Context) { c.Next() }
+	if d.RequireClientCert {
+		agentCert = a.requireClientCert
+	}
+	r.GET("/api/v1/link", linkIP, agentCert, gin.WrapH(d.Link))
+	r.POST("/api/v1/link/enroll", signIn, agentCert, a.enroll)
+	r.POST("/api/v1/auth/session", signIn, a.createSession)
 
 	// Every route below authenticates; every route under /orgs/:org hides
 	// other organizations behind 404 and checks a permission.
-	v1 := r.Group("/api/v1", a.authenticate)
+	v1 := r.Group("/api/v1", a.authenticate, a.limitCaller)
 	v1.GET("/auth/me", a.me)
-	v1.POST("/orgs", a.requirePlatform, a.createOrg)
+	v1.POST("/orgs", a.requirePlatform, a.idempotent, a.createOrg)
 	v1.GET("/orgs", a.listOrgs)
 	org := v1.Group("/orgs/:org", a.loadOrg)
 	org.GET("", a.getOrg)
 	org.GET("/environments", a.listEnvironments)
 	org.GET("/installations", a.listInstallations)
-	org.POST("/promotions", a.createPromotion)             // the workflow checks API_DEFINITION[UPDATE]
-	org.GET("/promotions", a.listPromotions)               // ENVIRONMENT_API[READ], per environment
-	org.GET("/promotions/:id", a.getPromotion)             // ENVIRONMENT_API[READ] on its source or target
-	org.POST("/promotions/:id/_cancel", a.cancelPromotion) // the requester or an organization admin
+	org.POST("/promotions", a.idempotent, a.createPromotion) // the workflow checks API_DEFINITION[UPDATE]
+	org.GET("/promotions", a.listPromotions)                 // ENVIRONMENT_API[READ], per environment
+	org.GET("/promotions/:id", a.getPromotion)               // ENVIRONMENT_API[READ] on its source or target
+	org.POST("/promotions/:id/_cancel", a.cancelPromotion)   // the requester or an organization admin
 
 	admin := org.Group("", a.requireOrgAdmin)
-	admin.POST("/environments", a.createEnvironment)
-	admin.POST("/environments/:env/link-tokens", a.createLinkToken)
+	admin.POST("/environments", a.idempotent, a.createEnvironment)
+	admin.POST("/environments/:env/link-tokens", a.idempotent, a.createLinkToken)
 	admin.GET("/audit", a.listAudit)
 	admin.GET("/audit/_verify", a.verifyAudit)
-	admin.POST("/users", a.createUser)
+	admin.POST("/users", a.idempotent, a.createUser)
 	admin.GET("/users", a.listUsers)
 	admin.GET("/users/:user", a.getUser)
 	admin.PATCH("/users/:user", a.updateUser)
@@ -180,7 +195,7 @@ func New(d Deps) (*API, error) {
 	admin.POST("/roles", a.createRole)
 	admin.GET("/roles", a.listRoles)
 	admin.DELETE("/roles/:scope/:name", a.deleteRole)
-	admin.POST("/tokens", a.createToken)
+	admin.POST("/tokens", a.idempotent, a.createToken)
 	admin.GET("/tokens", a.listTokens)
 	admin.DELETE("/tokens/:id", a.revokeToken)
 	a.router = r
@@ -189,6 +204,16 @@ func New(d Deps) (*API, error) {
 
 // Handler returns the API's http.Handler.
 func (a *API) Handler() http.Handler { return a.router }
+
+// requireClientCert refuses a request whose TLS handshake verified no
+// client certificate.
+func (a *API) requireClientCert(c *gin.Context) {
+	if tc := c.Request.TLS; tc == nil || len(tc.VerifiedChains) == 0 {
+		writeProblem(c, http.StatusUnauthorized, "client_certificate_required", "agents must present a client certificate signed by the hub's client CA")
+		return
+	}
+	c.Next()
+}
 
 func (a *API) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > MaxBodyBytes {

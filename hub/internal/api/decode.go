@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -35,13 +36,24 @@ func decode(c *gin.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return protocol.Errorf(protocol.CodeInvalid, fmt.Sprintf("malformed JSON body: %v", err))
+		// Server-owned fields (id, status, createdAt, …) are not in the
+		// request types, so they are refused here as unknown.
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &badBody{code: "unknown_field", detail: "unknown or read-only field " + f}
+		}
+		return &badBody{code: "malformed_json", detail: fmt.Sprintf("malformed JSON body: %v", err)}
 	}
 	if dec.More() {
-		return protocol.Errorf(protocol.CodeInvalid, "body must hold exactly one JSON object")
+		return &badBody{code: "malformed_json", detail: "body must hold exactly one JSON object"}
 	}
 	return nil
 }
+
+// badBody is a 400 refusal of a body that does not decode, with a code
+// finer than protocol.CodeInvalid.
+type badBody struct{ code, detail string }
+
+func (e *badBody) Error() string { return e.detail }
 
 type unsupportedMedia struct{}
 

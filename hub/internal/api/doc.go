@@ -52,5 +52,19 @@
 //	POST|GET          /tokens                GET filter: ?userId=
 //	DELETE            /tokens/{id}           revokes; answers the token
 //
-// Handlers are safe for concurrent use; the API keeps no state of its own.
+// Bad input changes nothing. Bodies decode strictly (application/json only,
+// else 415; at most 1 MiB, else 413; one object; unknown and server-owned
+// fields refused as 400 unknown_field; broken JSON as 400 malformed_json).
+// Each authenticated caller (token or session) has a token bucket, and so
+// has each peer IP on sign-in, enroll and the link upgrade; an empty bucket
+// answers 429 rate_limited with Retry-After. X-Forwarded-For is ignored.
+// Creating requests (POST /orgs, /environments, /link-tokens, /promotions,
+// /users, /tokens) honour an Idempotency-Key header: a retry by the same
+// caller with the same request replays the first answer (with
+// Idempotent-Replayed: true); the same key with another request is 422
+// idempotency_key_reused; one still running is 409 idempotency_key_in_use.
+//
+// Handlers are safe for concurrent use. The API's only state is in memory:
+// the rate limiters and the idempotency records (bounded, with a TTL), each
+// guarded by its own mutex.
 package api

@@ -83,7 +83,10 @@ func (a *API) fail(c *gin.Context, err error) {
 	var pe *protocol.Error
 	var ac *ActiveConflict
 	var um *unsupportedMedia
+	var bb *badBody
 	switch {
+	case errors.As(err, &bb):
+		p.Status, p.Title, p.Code, p.Detail = http.StatusBadRequest, http.StatusText(http.StatusBadRequest), bb.code, bb.detail
 	case errors.As(err, &um):
 		p.Status, p.Title, p.Code, p.Detail = http.StatusUnsupportedMediaType, http.StatusText(http.StatusUnsupportedMediaType), "unsupported_media_type", um.Error()
 	case errors.As(err, &ac):

@@ -214,6 +214,13 @@ func (a *API) getPromotion(c *gin.Context) {
 }
 
 func (a *API) cancelPromotion(c *gin.Context) {
+	// The action takes no body; one sent must still be an empty object.
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &struct{}{}); err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
 	p, err := a.promotions.Cancel(c.Request.Context(), orgOf(c).ID, c.Param("id"), principal(c).caller())
 	if err != nil {
 		a.fail(c, err)

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +36,53 @@ type Config struct {
 	PongWait     time.Duration
 	// Redelivery is how often undelivered promotions are retried.
 	Redelivery time.Duration
+
+	// TLS: with TLSCert and TLSKey (PEM files) the listener serves HTTPS
+	// and WSS only. ClientCA (a PEM bundle) additionally requires agents'
+	// enroll and link requests to present a client certificate it signed.
+	TLSCert, TLSKey, ClientCA string
+
+	// Rate limits of the REST API (FERRY_RATE_LIMIT_*); a zero Rate is
+	// unlimited.
+	RateLimitToken  RateLimit // per API token or user session
+	RateLimitSignIn RateLimit // per peer IP on sign-in and enroll
+	RateLimitLink   RateLimit // per peer IP on the agents' link upgrade
+}
+
+// RateLimit is a token bucket: Rate requests per second, bursts of Burst.
+type RateLimit struct {
+	Rate  float64
+	Burst int
+}
+
+// String formats the limit as Load reads it.
+func (l RateLimit) String() string {
+	if l.Rate <= 0 {
+		return "off"
+	}
+	return strconv.FormatFloat(l.Rate, 'g', -1, 64) + ":" + strconv.Itoa(l.Burst)
+}
+
+// Set parses "RATE:BURST" (requests per second, bucket size), "RATE"
+// (burst 2×RATE) or "off".
+func (l *RateLimit) Set(s string) error {
+	if s == "off" || s == "0" {
+		*l = RateLimit{}
+		return nil
+	}
+	rs, bs, hasBurst := strings.Cut(s, ":")
+	r, err := strconv.ParseFloat(rs, 64)
+	if err != nil || r <= 0 || r > 1e6 {
+		return fmt.Errorf("rate limit %q: want RATE:BURST with RATE > 0 requests per second, or off", s)
+	}
+	b := int(math.Ceil(2 * r))
+	if hasBurst {
+		if b, err = strconv.Atoi(bs); err != nil || b < 1 || b > 1e6 {
+			return fmt.Errorf("rate limit %q: burst must be a positive integer", s)
+		}
+	}
+	*l = RateLimit{Rate: r, Burst: b}
+	return nil
 }
 
 // Default returns the defaults.
@@ -41,6 +90,9 @@ func Default() Config {
 	return Config{
 		Listen: "127.0.0.1:8080", DataDir: "./data/hub", LogLevel: slog.LevelInfo, LogFormat: "text",
 		PingInterval: 10 * time.Second, PongWait: 30 * time.Second, Redelivery: 5 * time.Second,
+		RateLimitToken:  RateLimit{Rate: 20, Burst: 40},
+		RateLimitSignIn: RateLimit{Rate: 5, Burst: 10},
+		RateLimitLink:   RateLimit{Rate: 10, Burst: 60},
 	}
 }
 
@@ -58,6 +110,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	env("FERRY_MONGO_URI", &c.MongoURI)
 	env("FERRY_PUBLIC_URL", &c.PublicURL)
 	env("FERRY_LOG_FORMAT", &c.LogFormat)
+	env("FERRY_TLS_CERT", &c.TLSCert)
+	env("FERRY_TLS_KEY", &c.TLSKey)
+	env("FERRY_CLIENT_CA", &c.ClientCA)
 	c.AdminToken = getenv("FERRY_ADMIN_TOKEN")
 	level := getenv("FERRY_LOG_LEVEL")
 	pingEnv, pongEnv := getenv("FERRY_PING_INTERVAL"), getenv("FERRY_PONG_WAIT")
@@ -75,6 +130,17 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		*d.dst = v
 	}
 
+	for _, l := range []struct {
+		name string
+		dst  *RateLimit
+	}{{"FERRY_RATE_LIMIT_TOKEN", &c.RateLimitToken}, {"FERRY_RATE_LIMIT_SIGNIN", &c.RateLimitSignIn}, {"FERRY_RATE_LIMIT_LINK", &c.RateLimitLink}} {
+		if v := getenv(l.name); v != "" {
+			if err := l.dst.Set(v); err != nil {
+				return c, fmt.Errorf("config: %s: %w", l.name, err)
+			}
+		}
+	}
+
 	fs := flag.NewFlagSet("ferry-hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the REST API and agent link (FERRY_LISTEN)")
@@ -83,6 +149,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL agents use to reach the hub (FERRY_PUBLIC_URL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FERRY_LOG_FORMAT)")
 	fs.StringVar(&level, "log-level", level, "log level: debug, info, warn, error (FERRY_LOG_LEVEL)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) of the hub; with --tls-key serves HTTPS and WSS (FERRY_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of the hub's certificate (FERRY_TLS_KEY)")
+	fs.StringVar(&c.ClientCA, "client-ca", c.ClientCA, "PEM bundle of CAs; agents must present a client certificate signed by one to enroll and link (FERRY_CLIENT_CA)")
+	fs.Var(&c.RateLimitToken, "rate-limit-token", "requests per second and burst per API token or session, RATE:BURST or off (FERRY_RATE_LIMIT_TOKEN)")
+	fs.Var(&c.RateLimitSignIn, "rate-limit-signin", "requests per second and burst per peer IP on sign-in and enroll (FERRY_RATE_LIMIT_SIGNIN)")
+	fs.Var(&c.RateLimitLink, "rate-limit-link", "link upgrades per second and burst per peer IP (FERRY_RATE_LIMIT_LINK)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -124,6 +196,12 @@ func (c Config) Validate() error {
 	}
 	if c.PingInterval <= 0 || c.PongWait <= c.PingInterval {
 		errs = append(errs, errors.New("pong wait must exceed the ping interval"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("client-ca needs tls-cert and tls-key"))
 	}
 	if c.Redelivery <= 0 {
 		errs = append(errs, errors.New("redelivery interval must be positive"))

@@ -40,3 +40,45 @@ func TestLoadRejects(t *testing.T) {
 		t.Error("short admin token accepted")
 	}
 }
+
+func TestRateLimits(t *testing.T) {
+	env := map[string]string{"FERRY_RATE_LIMIT_TOKEN": "50:100", "FERRY_RATE_LIMIT_SIGNIN": "2", "FERRY_RATE_LIMIT_LINK": "1:5"}
+	c, err := Load([]string{"--rate-limit-link", "off"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [3]RateLimit{{50, 100}, {2, 4}, {}}
+	if got := [3]RateLimit{c.RateLimitToken, c.RateLimitSignIn, c.RateLimitLink}; got != want {
+		t.Errorf("limits %v, want %v", got, want)
+	}
+	d := Default()
+	if d.RateLimitToken != (RateLimit{20, 40}) || d.RateLimitSignIn != (RateLimit{5, 10}) {
+		t.Errorf("defaults %v %v", d.RateLimitToken, d.RateLimitSignIn)
+	}
+	for _, bad := range []string{"x", "-1:2", "5:0", "5:x", "5:"} {
+		if _, err := Load([]string{"--rate-limit-token", bad}, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("rate limit %q accepted", bad)
+		}
+	}
+}
+
+func TestTLSFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	c, err := Load([]string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--client-ca", "ca.pem"}, none, io.Discard)
+	if err != nil || c.TLSCert != "c.pem" || c.TLSKey != "k.pem" || c.ClientCA != "ca.pem" {
+		t.Errorf("flags: %+v %v", c, err)
+	}
+	env := map[string]string{"FERRY_TLS_CERT": "c.pem", "FERRY_TLS_KEY": "k.pem", "FERRY_CLIENT_CA": "ca.pem"}
+	if c, err := Load(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.ClientCA != "ca.pem" {
+		t.Errorf("env: %+v %v", c, err)
+	}
+	for name, args := range map[string][]string{
+		"cert without key":  {"--tls-cert", "c.pem"},
+		"key without cert":  {"--tls-key", "k.pem"},
+		"client CA, no TLS": {"--client-ca", "ca.pem"},
+	} {
+		if _, err := Load(args, none, io.Discard); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

@@ -63,6 +63,12 @@ type Conn struct {
 	mu      sync.Mutex                         // guards pending and seq
 	pending map[string]chan *protocol.Envelope // command id → reply channel
 	seq     uint64
+
+	violations atomic.Int32 // policy violations so far; MaxViolations closes the link
+
+	// Owned by the reader: the agent's recent command ids, oldest first.
+	recent      map[string]struct{}
+	recentOrder []string
 }
 
 // ID is the connection's id (for logs).
@@ -265,7 +271,16 @@ func (c *Conn) readLoop(ctx context.Context) {
 		switch env.Type {
 		case protocol.TypeReply:
 			c.deliverReply(env)
+		case protocol.TypeHelloReply:
+			c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "hello_reply is sent by the hub, never by an agent"))
+			c.violate("direction", "agent sent hello_reply")
 		case protocol.TypeCommand:
+			if !c.rememberCommand(env.ID) {
+				// A replay: refused without running the handler again.
+				c.reply(env.ID, protocol.ErrorReply(protocol.CodeDuplicate, "command id "+env.ID+" was already received on this link"))
+				c.violate("replay", "command id "+env.ID+" sent twice")
+				continue
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-c.quit:
@@ -330,6 +345,10 @@ func (c *Conn) deliverReply(env *protocol.Envelope) {
 	ch, ok := c.pending[env.ReplyTo]
 	c.mu.Unlock()
 	if !ok {
+		if !c.issued(env.ReplyTo) {
+			c.violate("unknown_reply", "reply to "+env.ReplyTo+", which this hub never sent")
+			return
+		}
 		c.log.Debug("reply for unknown or expired command", "reply_to", env.ReplyTo)
 		return
 	}
@@ -343,6 +362,11 @@ func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
 	var cmd protocol.Command
 	if err := env.DecodePayload(&cmd); err != nil {
 		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, err.Error()))
+		return
+	}
+	if hubOnly[cmd.Op] {
+		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "operation "+string(cmd.Op)+" is sent by the hub, never by an agent"))
+		c.violate("direction", "agent sent "+string(cmd.Op))
 		return
 	}
 	h, ok := c.ep.handlers[cmd.Op]
@@ -365,6 +389,9 @@ func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
 			msg = pe.Message
 		}
 		c.reply(env.ID, protocol.ErrorReply(code, msg))
+		if IsViolation(err) {
+			c.violate("refused", string(cmd.Op)+": "+msg)
+		}
 		return
 	}
 	r, err := protocol.OKReply(out)

@@ -14,6 +14,11 @@
 // are correlated by message id; every Call has a deadline and fails at once
 // when the connection drops.
 //
+// An agent's policy violations (messages only the hub sends, a command id
+// replayed on the connection, a reply to a command never sent, or a refusal
+// a handler marks with Violation) are refused with their code and counted;
+// the MaxViolations-th closes the link with 1008.
+//
 // Registry is safe for concurrent use; it never does I/O while holding its
 // lock.
 package link

@@ -22,7 +22,7 @@ type Config struct {
 	WriteWait     time.Duration // deadline of every write (10s)
 	HelloTimeout  time.Duration // time allowed for the first frame (10s)
 	CallTimeout   time.Duration // deadline of a call without one (30s)
-	SendQueue     int           // frames queued per connection (64)
+	SendQueue     int           // frames queued per connection (16)
 	MaxInflight   int           // agent commands handled at once per connection (8)
 	MaxFrameBytes int64         // read limit (protocol.MaxFrameBytes)
 	HubVersion    string
@@ -40,7 +40,7 @@ func (c *Config) setDefaults() {
 	def(&c.HelloTimeout, 10*time.Second)
 	def(&c.CallTimeout, 30*time.Second)
 	if c.SendQueue <= 0 {
-		c.SendQueue = 64
+		c.SendQueue = 16
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 8
@@ -182,6 +182,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		pending: make(map[string]chan *protocol.Envelope),
+		recent:  make(map[string]struct{}),
 	}
 	c.log = e.log.With("agent_id", peer.InstallationID, "conn_id", c.id)
 	c.lastSeen.Store(time.Now().UnixNano())
@@ -284,7 +285,7 @@ func (e *Endpoint) serve(c *Conn) {
 
 func disconnectReason(r string) string {
 	switch r {
-	case "slow consumer", "superseded by a newer connection", "goodbye", "peer closed", "frame exceeds 4 MiB", "invalid frame", "silent", "hub shutting down":
+	case "slow consumer", "superseded by a newer connection", "goodbye", "peer closed", "frame exceeds 4 MiB", "invalid frame", "silent", "hub shutting down", closePolicy:
 		return r
 	}
 	return "error"

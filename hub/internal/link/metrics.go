@@ -8,6 +8,8 @@ type metrics struct {
 	handshakeFailures *prometheus.CounterVec
 	disconnects       *prometheus.CounterVec
 	callDuration      *prometheus.HistogramVec
+	violations        *prometheus.CounterVec
+	policyCloses      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +35,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from sending a command to an agent until its reply, by operation.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}, []string{"op"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_violations_total",
+			Help: "Policy violations by agents, by kind (direction, replay, unknown_reply, refused).",
+		}, []string{"kind"}),
+		policyCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_policy_closes_total",
+			Help: "Agent links closed with 1008 after too many policy violations.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration)
+		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration, m.violations, m.policyCloses)
 	}
 	return m
 }

@@ -103,10 +103,16 @@ type testHub struct {
 	clock *clock
 }
 
-func newTestHub(t *testing.T) *testHub {
+// newTestHub starts the hub; opts adjust the API's dependencies (limits).
+func newTestHub(t *testing.T, opts ...func(*api.Deps)) *testHub {
 	t.Helper()
 	ctx := t.Context()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The options may set the logger every component gets.
+	pre := api.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range opts {
+		o(&pre)
+	}
+	log := pre.Logger
 	reg := prometheus.NewRegistry()
 	st, err := store.OpenSQLite(ctx, t.TempDir(), log)
 	if err != nil {
@@ -127,10 +133,14 @@ func newTestHub(t *testing.T) *testHub {
 		t.Fatal(err)
 	}
 	h.ops = &linkOps{svc: h.svc, auth: h.auth, users: st, audit: h.trail, log: log}
-	a, err := api.New(api.Deps{
+	deps := api.Deps{
 		Store: st, Fleet: h.fleet, Promotions: h.svc, Audit: h.trail, Authority: h.auth,
 		Link: http.NotFoundHandler(), Metrics: http.NotFoundHandler(), Logger: log, Argon2: cheapArgon2,
-	})
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	a, err := api.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

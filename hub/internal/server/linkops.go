@@ -62,7 +62,7 @@ func (o *linkOps) request(ctx context.Context, p link.Peer, body json.RawMessage
 	}
 	if !p.Serves(req.SourceEnvID) {
 		o.denied(ctx, p, "", "promotion request from an environment this installation does not serve")
-		return nil, protocol.Errorf(protocol.CodeNotFound, "source environment is not one this installation serves")
+		return nil, link.Violation(protocol.Errorf(protocol.CodeNotFound, "source environment is not one this installation serves"))
 	}
 	by := installationCaller(p)
 	if req.Session != "" {
@@ -105,7 +105,17 @@ func (o *linkOps) decide(ctx context.Context, p link.Peer, body json.RawMessage)
 	}
 	pr, err := o.svc.Decide(ctx, p.OrgID, p.InstallationID, p.EnvIDs, d, by)
 	if err != nil {
-		return nil, wireErr(err)
+		werr := wireErr(err)
+		// The workflow refuses (and audits) a decision on a promotion of
+		// an environment this installation does not serve with the same
+		// not_found as a missing one; on the link it also counts as a
+		// violation.
+		if protocol.CodeOf(werr) == protocol.CodeNotFound {
+			if other, gerr := o.svc.Get(ctx, p.OrgID, d.PromotionID); gerr == nil && !p.Serves(other.TargetEnvID) {
+				return nil, link.Violation(werr)
+			}
+		}
+		return nil, werr
 	}
 	return o.svc.Wire(ctx, pr), nil
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +116,12 @@ func (s *Server) Start(ctx context.Context) error {
 		Store: s.store, Fleet: fl, Link: ep, Promotions: promos, Audit: trail, Authority: authority,
 		Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
 		PublicURL: s.cfg.PublicURL, Logger: s.log,
+		Limits: api.Limits{
+			Token:  api.Limit(s.cfg.RateLimitToken),
+			SignIn: api.Limit(s.cfg.RateLimitSignIn),
+			Link:   api.Limit(s.cfg.RateLimitLink),
+		},
+		RequireClientCert: s.cfg.ClientCA != "",
 	})
 	if err != nil {
 		return s.abort(err)
@@ -129,8 +137,17 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(fmt.Errorf("listen on %s: %w (is another hub running?)", s.cfg.Listen, err))
 	}
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		ln.Close()
+		return s.abort(err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	s.ln = ln
 	s.http = &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -150,6 +167,40 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { s.serveCh <- s.http.Serve(ln) }()
 	s.log.Info("hub started", "listen", ln.Addr().String(), "store", engine, "version", Version)
 	return nil
+}
+
+// tlsConfig is the listener's TLS configuration, nil without TLS.
+//
+// With a client CA the handshake asks for a client certificate and verifies
+// one if given (VerifyClientCertIfGiven), and the API requires a verified
+// one on the agents' enroll and link routes only: the one listener also
+// serves the console and the REST API to browsers and scripts, which have
+// no client certificate and must not be asked to choose one.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"http/1.1"}, // WebSocket upgrades need HTTP/1.1
+	}
+	if s.cfg.ClientCA != "" {
+		pem, err := os.ReadFile(s.cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s: no PEM certificate in it", s.cfg.ClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
 
 func (s *Server) abort(err error) error {

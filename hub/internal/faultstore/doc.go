@@ -1,0 +1,9 @@
+// Package faultstore is a state.Store decorator for tests that fails or
+// stalls every operation on command, standing for a store outage (row A10
+// of shared/reference/reliability.md): Fail makes every call return an
+// error (by default one wrapping state.ErrUnavailable, as a store reports
+// an outage), Stall makes every call wait until its context ends, and
+// Recover ends either. Close is never failed.
+//
+// A Store is safe for concurrent use; it starts no goroutines.
+package faultstore

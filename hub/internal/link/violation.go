@@ -1,0 +1,86 @@
+package link
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/websocket"
+
+	"ferry.dev/shared/protocol"
+)
+
+// MaxViolations is how many policy violations one connection may commit
+// before the hub closes it with 1008 (policy violation).
+const MaxViolations = 3
+
+// maxRecentCommands bounds the agent command ids a connection remembers to
+// refuse replays.
+const maxRecentCommands = 1024
+
+// closePolicy is the close reason of a link ended for its violations.
+const closePolicy = "too many policy violations"
+
+// Violation marks a handler's refusal as a policy violation by the agent
+// (an attempt on another environment's objects, say): the reply carries
+// err's code as usual, and the connection counts it toward MaxViolations.
+func Violation(err error) error { return &violation{err: err} }
+
+type violation struct{ err error }
+
+func (v *violation) Error() string { return v.err.Error() }
+func (v *violation) Unwrap() error { return v.err }
+
+// hubOnly are the operations only the hub sends; an agent sending one is
+// confused or hostile.
+var hubOnly = map[protocol.Op]bool{
+	protocol.OpExportAPI:        true,
+	protocol.OpDeliverPromotion: true,
+	protocol.OpPromotionUpdate:  true,
+	protocol.OpCancelPromotion:  true,
+}
+
+// violate counts one violation of kind and closes the link with 1008 at
+// MaxViolations. It is safe from any goroutine.
+func (c *Conn) violate(kind, detail string) {
+	n := c.violations.Add(1)
+	c.ep.m.violations.WithLabelValues(kind).Inc()
+	c.log.Warn("policy violation by agent", "kind", kind, "detail", detail, "count", n)
+	if n == MaxViolations {
+		c.ep.m.policyCloses.Inc()
+		c.Close(websocket.ClosePolicyViolation, closePolicy)
+	}
+}
+
+// rememberCommand records an agent command id; it reports false when the id
+// was already seen on this connection. Only the reader calls it.
+func (c *Conn) rememberCommand(id string) bool {
+	if _, ok := c.recent[id]; ok {
+		return false
+	}
+	if len(c.recentOrder) >= maxRecentCommands {
+		delete(c.recent, c.recentOrder[0])
+		c.recentOrder = c.recentOrder[1:]
+	}
+	c.recent[id] = struct{}{}
+	c.recentOrder = append(c.recentOrder, id)
+	return true
+}
+
+// issued reports whether id names a command this connection sent (a late
+// reply to one is normal; a reply to anything else is not).
+func (c *Conn) issued(id string) bool {
+	n, err := strconv.ParseUint(strings.TrimPrefix(id, "h"), 10, 64)
+	if err != nil || !strings.HasPrefix(id, "h") || n == 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n <= c.seq
+}
+
+// IsViolation reports whether err was marked by Violation.
+func IsViolation(err error) bool {
+	var v *violation
+	return errors.As(err, &v)
+}
