@@ -68,7 +68,7 @@ type Config struct {
 
 	MinBackoff  time.Duration // (1s)
 	MaxBackoff  time.Duration // (60s)
-	HealthyIn   time.Duration // a session this long resets the backoff (10s)
+	HealthyIn   time.Duration // a session this long resets the backoff (1s): a hub that accepted and served us is healthy; a crash loop that drops us at once still backs off
 	PongWait    time.Duration // silence after which the hub is dead (30s)
 	WriteWait   time.Duration // (10s)
 	CallTimeout time.Duration // (30s)
@@ -108,7 +108,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 	}
 	def(&cfg.MinBackoff, time.Second)
 	def(&cfg.MaxBackoff, 60*time.Second)
-	def(&cfg.HealthyIn, 10*time.Second)
+	def(&cfg.HealthyIn, time.Second)
 	def(&cfg.PongWait, 30*time.Second)
 	def(&cfg.WriteWait, 10*time.Second)
 	def(&cfg.CallTimeout, 30*time.Second)

@@ -49,7 +49,6 @@ type Conn struct {
 	peer Peer
 	ws   *websocket.Conn
 	ep   *Endpoint
-	log  *slog.Logger
 
 	send     chan []byte   // bounded queue drained by the writer
 	quit     chan struct{} // closed by Close: the writer sends the close frame
@@ -69,6 +68,13 @@ type Conn struct {
 	// Owned by the reader: the agent's recent command ids, oldest first.
 	recent      map[string]struct{}
 	recentOrder []string
+}
+
+// logger returns the connection's logger. It is built at each use instead
+// of kept per connection: logging is rare and 10,000 idle links should not
+// each hold a handler with preformatted attributes.
+func (c *Conn) logger() *slog.Logger {
+	return c.ep.log.With("agent_id", c.peer.InstallationID, "conn_id", c.id)
 }
 
 // ID is the connection's id (for logs).
@@ -115,7 +121,7 @@ func (c *Conn) enqueue(env *protocol.Envelope) error {
 		c.ep.m.messages.WithLabelValues(string(env.Type), "out").Inc()
 		return nil
 	default:
-		c.log.Warn("agent is not reading fast enough; disconnecting it", "queue", cap(c.send))
+		c.logger().Warn("agent is not reading fast enough; disconnecting it", "queue", cap(c.send))
 		c.Close(websocket.CloseTryAgainLater, "slow consumer")
 		return protocol.Errorf(protocol.CodeUnavailable, "agent link is congested")
 	}
@@ -263,7 +269,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 		env, err := protocol.Decode(frame)
 		if err != nil {
 			c.ep.m.messages.WithLabelValues("invalid", "in").Inc()
-			c.log.Warn("protocol violation from agent; closing link", "err", err)
+			c.logger().Warn("protocol violation from agent; closing link", "err", err)
 			c.Close(websocket.CloseProtocolError, "invalid frame")
 			return
 		}
@@ -297,7 +303,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 		case protocol.TypeGoodbye:
 			var g protocol.Goodbye
 			_ = env.DecodePayload(&g)
-			c.log.Info("agent said goodbye", "reason", g.Reason)
+			c.logger().Info("agent said goodbye", "reason", g.Reason)
 			c.Close(websocket.CloseNormalClosure, "goodbye")
 			return
 		case protocol.TypeHello:
@@ -324,15 +330,15 @@ func (c *Conn) closeFromReadError(err error) {
 	case errors.As(err, &ce):
 		c.Close(websocket.CloseNormalClosure, "peer closed")
 	case isTimeout(err):
-		c.log.Warn("agent silent past the pong deadline; closing link", "pong_wait", c.ep.cfg.PongWait)
+		c.logger().Warn("agent silent past the pong deadline; closing link", "pong_wait", c.ep.cfg.PongWait)
 		c.Close(websocket.CloseAbnormalClosure, "silent")
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.log.Warn("agent sent a frame over the read limit; closing link", "limit", c.ep.cfg.MaxFrameBytes)
+		c.logger().Warn("agent sent a frame over the read limit; closing link", "limit", c.ep.cfg.MaxFrameBytes)
 		c.Close(websocket.CloseMessageTooBig, "frame exceeds 4 MiB")
 	default:
 		c.Close(websocket.CloseAbnormalClosure, "read failed")
 	}
-	c.log.Debug("link read ended", "err", err)
+	c.logger().Debug("link read ended", "err", err)
 }
 
 func isTimeout(err error) bool {
@@ -349,7 +355,7 @@ func (c *Conn) deliverReply(env *protocol.Envelope) {
 			c.violate("unknown_reply", "reply to "+env.ReplyTo+", which this hub never sent")
 			return
 		}
-		c.log.Debug("reply for unknown or expired command", "reply_to", env.ReplyTo)
+		c.logger().Debug("reply for unknown or expired command", "reply_to", env.ReplyTo)
 		return
 	}
 	select {
@@ -381,7 +387,7 @@ func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
 		code := protocol.CodeOf(err)
 		msg := err.Error()
 		if code == protocol.CodeInternal {
-			c.log.Error("command failed", "op", cmd.Op, "err", err)
+			c.logger().Error("command failed", "op", cmd.Op, "err", err)
 			msg = "internal error; the hub logged the details"
 		}
 		var pe *protocol.Error
@@ -405,7 +411,7 @@ func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
 func (c *Conn) reply(to string, r *protocol.Reply) {
 	env, err := protocol.New(protocol.TypeReply, c.nextID(), to, r)
 	if err != nil {
-		c.log.Error("encode reply", "err", err)
+		c.logger().Error("encode reply", "err", err)
 		return
 	}
 	_ = c.enqueue(env)

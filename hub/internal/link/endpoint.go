@@ -184,7 +184,6 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pending: make(map[string]chan *protocol.Envelope),
 		recent:  make(map[string]struct{}),
 	}
-	c.log = e.log.With("agent_id", peer.InstallationID, "conn_id", c.id)
 	c.lastSeen.Store(time.Now().UnixNano())
 	if !e.hello(c) {
 		ws.Close()
@@ -207,7 +206,7 @@ func (e *Endpoint) hello(c *Conn) bool {
 	fail := func(code int, reason, msg string) bool {
 		e.m.handshakeFailures.WithLabelValues(reason).Inc()
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(e.cfg.WriteWait))
-		c.log.Warn("link handshake failed", "reason", reason, "detail", msg)
+		c.logger().Warn("link handshake failed", "reason", reason, "detail", msg)
 		return false
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(e.cfg.HelloTimeout))
@@ -254,7 +253,7 @@ func (e *Endpoint) hello(c *Conn) bool {
 
 func (e *Endpoint) serve(c *Conn) {
 	if old := e.registry.add(c); old != nil {
-		old.log.Info("link superseded by a newer connection of the same installation")
+		old.logger().Info("link superseded by a newer connection of the same installation")
 		old.Close(websocket.ClosePolicyViolation, "superseded by a newer connection")
 	}
 	// A Shutdown that began during the hello did not see c in the registry.
@@ -265,7 +264,7 @@ func (e *Endpoint) serve(c *Conn) {
 		c.goodbye()
 	}
 	e.m.connected.Inc()
-	c.log.Info("agent connected")
+	c.logger().Info("agent connected")
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -279,7 +278,7 @@ func (e *Endpoint) serve(c *Conn) {
 	primary := e.registry.remove(c)
 	e.m.connected.Dec()
 	e.m.disconnects.WithLabelValues(disconnectReason(c.closeReason)).Inc()
-	c.log.Info("agent disconnected", "reason", c.closeReason)
+	c.logger().Info("agent disconnected", "reason", c.closeReason)
 	e.sessions.Disconnected(c, primary)
 }
 

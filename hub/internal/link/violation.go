@@ -45,7 +45,7 @@ var hubOnly = map[protocol.Op]bool{
 func (c *Conn) violate(kind, detail string) {
 	n := c.violations.Add(1)
 	c.ep.m.violations.WithLabelValues(kind).Inc()
-	c.log.Warn("policy violation by agent", "kind", kind, "detail", detail, "count", n)
+	c.logger().Warn("policy violation by agent", "kind", kind, "detail", detail, "count", n)
 	if n == MaxViolations {
 		c.ep.m.policyCloses.Inc()
 		c.Close(websocket.ClosePolicyViolation, closePolicy)
