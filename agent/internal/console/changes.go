@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"ferry.dev/agent/internal/definition"
+	"ferry.dev/shared/webconsole"
 )
 
 // Exporter reads an API's export document from the local APIM.
@@ -80,17 +81,17 @@ type taskDetail struct {
 }
 
 func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
-	c, err := h.call(r.Context(), r, http.MethodGet, "/api/v1/tasks/"+url.PathEscape(r.PathValue("id")), nil)
+	c, err := h.api.Call(r.Context(), r, http.MethodGet, "/api/v1/tasks/"+url.PathEscape(r.PathValue("id")), nil)
 	if err != nil {
 		return
 	}
-	if c.status != http.StatusOK {
-		relay(w, c)
+	if c.Status != http.StatusOK {
+		c.Relay(w)
 		return
 	}
 	var td taskDetail
-	if err := json.Unmarshal(c.body.Bytes(), &td); err != nil {
-		h.problem(w, http.StatusBadGateway, "upstream", "the task could not be read: "+err.Error())
+	if err := json.Unmarshal(c.Body.Bytes(), &td); err != nil {
+		webconsole.Problem(w, http.StatusBadGateway, "upstream", "the task could not be read: "+err.Error())
 		return
 	}
 	out := Changes{Action: "unknown", Summary: summarize(td.Definition), Changes: []Change{}}

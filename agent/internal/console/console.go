@@ -5,18 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"ferry.dev/shared/consoleassets"
+	"ferry.dev/shared/webconsole"
 )
 
 //go:embed templates/*.html
@@ -59,14 +57,13 @@ type Config struct {
 // Handler serves the environment console. It is an http.Handler meant to be
 // mounted at "/console/" and "GET /{$}" (which redirects to the console).
 type Handler struct {
-	api      http.Handler
+	api      webconsole.API
+	events   *webconsole.Events
 	hubURL   string
 	exporter Exporter
 	client   *http.Client
 	log      *slog.Logger
 	hosts    []string
-	poll     time.Duration
-	maxSt    time.Duration
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 
@@ -76,6 +73,12 @@ type Handler struct {
 }
 
 var _ http.Handler = (*Handler)(nil)
+
+// forwardedHeaders are the request headers an in-process call carries over
+// from the browser's request: its credentials and what the REST API's
+// browser guards look at (Origin, Sec-Fetch-Site), so that they judge the
+// browser's request and not the console's.
+var forwardedHeaders = []string{"Cookie", "Authorization", "Origin", "Sec-Fetch-Site", "User-Agent", "X-Forwarded-For"}
 
 // pageNames are the pages, each templates/<name>.html inside layout.html.
 var pageNames = []string{"signin", "apis", "api", "tasks", "promotions"}
@@ -90,8 +93,9 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("console: HubURL must be an http(s) URL")
 	}
 	h := &Handler{
-		api: cfg.API, hubURL: strings.TrimRight(cfg.HubURL, "/"), exporter: cfg.Exporter, client: cfg.HTTPClient,
-		log: cfg.Logger.With("component", "console"), poll: cfg.PollInterval, maxSt: cfg.MaxStream,
+		api:    webconsole.API{Handler: cfg.API, Forward: forwardedHeaders},
+		hubURL: strings.TrimRight(cfg.HubURL, "/"), exporter: cfg.Exporter, client: cfg.HTTPClient,
+		log:   cfg.Logger.With("component", "console"),
 		pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{}), cookie: cfg.Cookie,
 	}
 	if h.cookie == "" {
@@ -100,12 +104,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.client == nil {
 		h.client = &http.Client{Timeout: 15 * time.Second}
 	}
-	if h.poll <= 0 {
-		h.poll = time.Second
-	}
-	if h.maxSt <= 0 {
-		h.maxSt = 5 * time.Minute
-	}
+	h.events = &webconsole.Events{API: h.api, PollInterval: cfg.PollInterval, MaxStream: cfg.MaxStream, Done: h.closed}
 	for _, n := range cfg.AllowedHosts {
 		h.hosts = append(h.hosts, strings.ToLower(n))
 	}
@@ -127,7 +126,7 @@ func New(cfg Config) (*Handler, error) {
 	m.HandleFunc("GET /console/static/{file}", h.static)
 	m.HandleFunc("POST /console/session", h.signIn)
 	m.HandleFunc("DELETE /console/session", h.signOut)
-	m.HandleFunc("GET /console/events", h.events)
+	m.Handle("GET /console/events", h.events)
 	m.HandleFunc("GET /console/changes/{id}", h.changes)
 	m.HandleFunc("/console/", h.notFound)
 	return h, nil
@@ -138,19 +137,14 @@ func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
 // ServeHTTP applies the browser guards, then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	webconsole.SecurityHeaders(w.Header())
 	if !h.hostAllowed(r.Host) {
-		h.problem(w, http.StatusForbidden, "forbidden", "host "+r.Host+" is not allowed; use the address the agent listens on")
+		webconsole.Problem(w, http.StatusForbidden, "forbidden", "host "+r.Host+" is not allowed; use the address the agent listens on")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
-			h.problem(w, http.StatusForbidden, "forbidden", "cross-origin requests are not allowed")
+			webconsole.Problem(w, http.StatusForbidden, "forbidden", "cross-origin requests are not allowed")
 			return
 		}
 	}
@@ -186,7 +180,7 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 			`<p>There is no console page at this address. <a href="/console/apis">Go to the APIs list</a>.</p></main></html>`))
 		return
 	}
-	h.problem(w, http.StatusNotFound, "not_found", "no such console path: "+r.URL.Path)
+	webconsole.Problem(w, http.StatusNotFound, "not_found", "no such console path: "+r.URL.Path)
 }
 
 // status is the part of GET /api/v1/status the pages show.
@@ -226,9 +220,9 @@ func (h *Handler) page(name, title string) http.HandlerFunc {
 			http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 			return
 		}
-		if c, err := h.call(r.Context(), r, http.MethodGet, "/api/v1/status", nil); err == nil && c.status == http.StatusOK {
+		if c, err := h.api.Call(r.Context(), r, http.MethodGet, "/api/v1/status", nil); err == nil && c.Status == http.StatusOK {
 			var s status
-			if json.Unmarshal(c.body.Bytes(), &s) == nil {
+			if json.Unmarshal(c.Body.Bytes(), &s) == nil {
 				d.HubReachable, d.HubURL, d.Link, d.OrgName, d.AgentVersion = s.HubReachable, s.HubURL, s.Link, s.OrgName, s.AgentVersion
 				var names, ids []string
 				for _, e := range s.Environments {
@@ -265,44 +259,17 @@ func safeNext(next string) string {
 	return next
 }
 
-// static serves the shared stylesheet and scripts.
+// static serves the shared stylesheet and script, and app.js.
 func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
-	name := path.Clean(r.PathValue("file"))
-	var fsys fs.FS = consoleassets.Files
-	if name == "app.js" {
-		fsys, name = staticFS, "static/app.js"
-	}
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
+	if !webconsole.ServeStatic(w, r.PathValue("file"), staticFS, "static/app.js") {
 		h.notFound(w, r)
-		return
 	}
-	switch {
-	case strings.HasSuffix(name, ".css"):
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	case strings.HasSuffix(name, ".js"):
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	}
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(b)
-}
-
-// problem writes an RFC 9457 problem document.
-func (h *Handler) problem(w http.ResponseWriter, status int, code, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
 }
 
 func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		h.problem(w, http.StatusInternalServerError, "internal", "internal error; the agent logged the details")
+		webconsole.Problem(w, http.StatusInternalServerError, "internal", "internal error; the agent logged the details")
 		h.log.Error("encode response", "err", err)
 		return
 	}

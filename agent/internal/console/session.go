@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"ferry.dev/shared/webconsole"
 )
 
 // SignInRequest is the body of POST /console/session.
@@ -39,23 +41,23 @@ const codeHubUnreachable = "hub_unreachable"
 
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		h.problem(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		webconsole.Problem(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 		return
 	}
 	var req SignInRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		h.problem(w, http.StatusBadRequest, "invalid", "malformed sign-in request: "+err.Error())
+		webconsole.Problem(w, http.StatusBadRequest, "invalid", "malformed sign-in request: "+err.Error())
 		return
 	}
 	req.Username, req.Organization = strings.TrimSpace(req.Username), strings.TrimSpace(req.Organization)
 	if req.Username == "" || req.Password == "" || req.Organization == "" {
-		h.problem(w, http.StatusBadRequest, "invalid", "enter your username, your password and your organization")
+		webconsole.Problem(w, http.StatusBadRequest, "invalid", "enter your username, your password and your organization")
 		return
 	}
 	if len(req.Username) > 256 || len(req.Password) > 1024 || len(req.Organization) > 256 || !utf8.ValidString(req.Username+req.Organization) {
-		h.problem(w, http.StatusBadRequest, "invalid", "username and organization are at most 256 bytes, the password at most 1024")
+		webconsole.Problem(w, http.StatusBadRequest, "invalid", "username and organization are at most 256 bytes, the password at most 1024")
 		return
 	}
 	sess, status, detail, err := h.askHub(r.Context(), req)
@@ -64,34 +66,34 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		return // the browser went away
 	case err != nil:
 		h.log.Warn("sign-in: hub unreachable", "hub", h.hubURL, "err", err)
-		h.problem(w, http.StatusServiceUnavailable, codeHubUnreachable, "The hub at "+h.hubURL+" cannot be reached, so you cannot sign in right now. "+
+		webconsole.Problem(w, http.StatusServiceUnavailable, codeHubUnreachable, "The hub at "+h.hubURL+" cannot be reached, so you cannot sign in right now. "+
 			"Check that the hub is running and that this agent can reach it, then try again. "+
 			"If you already signed in from this browser, that session keeps working for tasks until it expires.")
 		return
 	case status == http.StatusNotFound && strings.Contains(detail, "no such endpoint"):
-		h.problem(w, http.StatusBadGateway, "upstream", "The hub at "+h.hubURL+" does not offer password sign-in (POST /api/v1/auth/session is missing). Ask its operator to upgrade it.")
+		webconsole.Problem(w, http.StatusBadGateway, "upstream", "The hub at "+h.hubURL+" does not offer password sign-in (POST /api/v1/auth/session is missing). Ask its operator to upgrade it.")
 		return
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
-		h.problem(w, http.StatusUnauthorized, "unauthorized", "Sign-in refused: the username, password or organization is wrong ("+detail+"). Check them and try again.")
+		webconsole.Problem(w, http.StatusUnauthorized, "unauthorized", "Sign-in refused: the username, password or organization is wrong ("+detail+"). Check them and try again.")
 		return
 	case status == http.StatusBadRequest:
-		h.problem(w, http.StatusBadRequest, "invalid", "The hub refused the sign-in request: "+detail)
+		webconsole.Problem(w, http.StatusBadRequest, "invalid", "The hub refused the sign-in request: "+detail)
 		return
 	case status == http.StatusTooManyRequests:
-		h.problem(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts. Wait a minute, then try again.")
+		webconsole.Problem(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts. Wait a minute, then try again.")
 		return
 	case status/100 != 2:
-		h.problem(w, http.StatusBadGateway, "upstream", fmt.Sprintf("The hub answered %d to the sign-in (%s). Try again in a moment; if it persists, tell the hub's operator.", status, detail))
+		webconsole.Problem(w, http.StatusBadGateway, "upstream", fmt.Sprintf("The hub answered %d to the sign-in (%s). Try again in a moment; if it persists, tell the hub's operator.", status, detail))
 		return
 	}
 	if err := h.setSession(w, r, sess); err != nil {
 		var p *problemError
 		if errors.As(err, &p) {
-			h.problem(w, p.status, p.code, p.detail)
+			webconsole.Problem(w, p.status, p.code, p.detail)
 			return
 		}
 		h.log.Error("sign-in: set session", "err", err)
-		h.problem(w, http.StatusInternalServerError, "internal", "internal error; the agent logged the details")
+		webconsole.Problem(w, http.StatusInternalServerError, "internal", "internal error; the agent logged the details")
 		return
 	}
 	h.log.Info("console sign-in", "user", req.Username)
@@ -144,26 +146,26 @@ func (p *problemError) Error() string { return p.detail }
 // so the cookie is exactly the one it reads; an API without that route gets
 // the same cookie from here.
 func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, s hubSession) error {
-	c, err := h.call(r.Context(), r, http.MethodPost, "/api/v1/session", map[string]string{"token": s.Token})
+	c, err := h.api.Call(r.Context(), r, http.MethodPost, "/api/v1/session", map[string]string{"token": s.Token})
 	if err != nil {
 		return err
 	}
 	switch {
-	case c.status/100 == 2:
-		for _, v := range c.header.Values("Set-Cookie") {
+	case c.Status/100 == 2:
+		for _, v := range c.Header().Values("Set-Cookie") {
 			w.Header().Add("Set-Cookie", v)
 		}
-		if len(c.header.Values("Set-Cookie")) == 0 {
+		if len(c.Header().Values("Set-Cookie")) == 0 {
 			h.setCookie(w, r, s.Token, s.ExpiresAt)
 		}
 		return nil
-	case c.status == http.StatusNotFound || c.status == http.StatusMethodNotAllowed:
+	case c.Status == http.StatusNotFound || c.Status == http.StatusMethodNotAllowed:
 		h.setCookie(w, r, s.Token, s.ExpiresAt)
 		return nil
 	}
 	var p struct{ Detail string }
-	_ = json.Unmarshal(c.body.Bytes(), &p)
-	return &problemError{status: c.status, code: "session_refused",
+	_ = json.Unmarshal(c.Body.Bytes(), &p)
+	return &problemError{status: c.Status, code: "session_refused",
 		detail: "The hub signed you in, but this agent refused the session: " + p.Detail + ". If the agent has just connected, wait a few seconds and sign in again."}
 }
 
@@ -178,9 +180,9 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	c, err := h.call(r.Context(), r, http.MethodDelete, "/api/v1/session", nil)
-	if err == nil && c.status/100 == 2 && len(c.header.Values("Set-Cookie")) > 0 {
-		for _, v := range c.header.Values("Set-Cookie") {
+	c, err := h.api.Call(r.Context(), r, http.MethodDelete, "/api/v1/session", nil)
+	if err == nil && c.Status/100 == 2 && len(c.Header().Values("Set-Cookie")) > 0 {
+		for _, v := range c.Header().Values("Set-Cookie") {
 			w.Header().Add("Set-Cookie", v)
 		}
 	} else {

@@ -2,18 +2,15 @@ package console
 
 import (
 	"embed"
-	"encoding/json"
 	"errors"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"path"
 	"strings"
 	"sync"
 	"time"
 
-	"ferry.dev/shared/consoleassets"
+	"ferry.dev/shared/webconsole"
 )
 
 //go:embed templates/*.html
@@ -39,12 +36,10 @@ type Config struct {
 // Handler serves the hub console. It is an http.Handler meant to be
 // mounted at "/console/".
 type Handler struct {
-	api   http.Handler
-	log   *slog.Logger
-	poll  time.Duration
-	maxSt time.Duration
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	log    *slog.Logger
+	events *webconsole.Events
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close: ends event streams
@@ -70,13 +65,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.API == nil || cfg.Logger == nil {
 		return nil, errors.New("console: API and Logger are required")
 	}
-	h := &Handler{api: cfg.API, log: cfg.Logger.With("component", "console"), poll: cfg.PollInterval, maxSt: cfg.MaxStream,
-		pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{})}
-	if h.poll <= 0 {
-		h.poll = time.Second
-	}
-	if h.maxSt <= 0 {
-		h.maxSt = 5 * time.Minute
+	h := &Handler{log: cfg.Logger.With("component", "console"), pages: map[string]*template.Template{}, mux: http.NewServeMux(), closed: make(chan struct{})}
+	// Event streams read the REST API with the browser's credentials and
+	// what logs show.
+	h.events = &webconsole.Events{
+		API:          webconsole.API{Handler: cfg.API, Forward: []string{"Authorization", "User-Agent", "X-Forwarded-For"}},
+		PollInterval: cfg.PollInterval, MaxStream: cfg.MaxStream, Done: h.closed,
 	}
 	for _, p := range pages {
 		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+p.name+".html")
@@ -87,7 +81,7 @@ func New(cfg Config) (*Handler, error) {
 		h.mux.HandleFunc(p.pattern, h.page(p.name, p.title))
 	}
 	h.mux.HandleFunc("GET /console/static/{file}", h.static)
-	h.mux.HandleFunc("GET /console/events", h.events)
+	h.mux.Handle("GET /console/events", h.events)
 	h.mux.HandleFunc("/console/", h.notFound)
 	return h, nil
 }
@@ -97,12 +91,7 @@ func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
 // ServeHTTP sets the security headers, then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	webconsole.SecurityHeaders(w.Header())
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -115,7 +104,7 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 			`<p>There is no console page at this address. <a href="/console/">Go to the organization map</a>.</p></main></html>`))
 		return
 	}
-	h.problem(w, http.StatusNotFound, "not_found", "no such console path: "+r.URL.Path)
+	webconsole.Problem(w, http.StatusNotFound, "not_found", "no such console path: "+r.URL.Path)
 }
 
 // pageData is what a page template sees.
@@ -134,33 +123,9 @@ func (h *Handler) page(name, title string) http.HandlerFunc {
 	}
 }
 
-// static serves the shared stylesheet and scripts.
+// static serves the shared stylesheet and script, and hub.js.
 func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
-	name := path.Clean(r.PathValue("file"))
-	var fsys fs.FS = consoleassets.Files
-	if name == "hub.js" {
-		fsys, name = staticFS, "static/hub.js"
-	}
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
+	if !webconsole.ServeStatic(w, r.PathValue("file"), staticFS, "static/hub.js") {
 		h.notFound(w, r)
-		return
 	}
-	switch {
-	case strings.HasSuffix(name, ".css"):
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	case strings.HasSuffix(name, ".js"):
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	}
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(b)
-}
-
-// problem writes an RFC 9457 problem document.
-func (h *Handler) problem(w http.ResponseWriter, status int, code, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
 }

@@ -1,4 +1,4 @@
-package console
+package webconsole
 
 import (
 	"bytes"
@@ -18,6 +18,12 @@ const maxWatch = 6
 // and browsers keep it open.
 const keepAlive = 15 * time.Second
 
+// Defaults for Events.
+const (
+	DefaultPollInterval = time.Second
+	DefaultMaxStream    = 5 * time.Minute
+)
+
 // update is the data of an "update" event: the REST API's answer to GET
 // path, sent when it differs from the previous one.
 type update struct {
@@ -26,27 +32,50 @@ type update struct {
 	Body   json.RawMessage `json:"body"`
 }
 
-// events serves GET /console/events?watch=/api/v1/…: a server-sent-events
+// Events serves GET /console/events?watch=/api/v1/…: a server-sent-events
 // stream that reads each watched path from the REST API, in process and as
 // the caller, every PollInterval, and sends it as an "update" event when it
 // changed (and once at the start). When the REST API answers 401 the stream
 // sends an "auth" event with the problem and ends. It ends after MaxStream
-// and at Close; the browser reconnects.
-func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+// and when Done is closed; the browser reconnects.
+type Events struct {
+	// API is the REST API the stream reads. Required.
+	API API
+	// PollInterval is how often a stream looks for changes; zero means
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// MaxStream ends a stream after this long; zero means DefaultMaxStream.
+	MaxStream time.Duration
+	// Done, when closed, ends every open stream, and new ones after their
+	// first event. Nil never closes.
+	Done <-chan struct{}
+}
+
+var _ http.Handler = (*Events)(nil)
+
+// ServeHTTP serves one event stream.
+func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	paths, err := watchPaths(r.URL.Query()["watch"])
 	if err != nil {
-		h.problem(w, http.StatusBadRequest, "invalid", err.Error())
+		Problem(w, http.StatusBadRequest, "invalid", err.Error())
 		return
+	}
+	poll, maxStream := e.PollInterval, e.MaxStream
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	if maxStream <= 0 {
+		maxStream = DefaultMaxStream
 	}
 	rc := http.NewResponseController(w)
 	// The first read happens before the headers go out, so that a missing
 	// or expired session is a plain 401 the page can act on.
-	first, err := h.call(r.Context(), r, http.MethodGet, paths[0], nil)
+	first, err := e.API.Call(r.Context(), r, http.MethodGet, paths[0], nil)
 	if err != nil {
 		return
 	}
-	if first.status == http.StatusUnauthorized {
-		relay(w, first)
+	if first.Status == http.StatusUnauthorized {
+		first.Relay(w)
 		return
 	}
 	hd := w.Header()
@@ -57,31 +86,31 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	buf.WriteString("retry: 2000\n\n")
 	last := make(map[string][32]byte, len(paths))
-	tick := time.NewTicker(h.poll)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	end := time.NewTimer(h.maxSt)
+	end := time.NewTimer(maxStream)
 	defer end.Stop()
 	idle := time.Now()
 	for {
 		for i, p := range paths {
 			c := first
 			if i > 0 || c == nil {
-				if c, err = h.call(r.Context(), r, http.MethodGet, p, nil); err != nil {
+				if c, err = e.API.Call(r.Context(), r, http.MethodGet, p, nil); err != nil {
 					return
 				}
 			}
-			if c.status == http.StatusUnauthorized {
-				writeEvent(&buf, "auth", update{Path: p, Status: c.status, Body: jsonBody(c.body.Bytes())})
+			if c.Status == http.StatusUnauthorized {
+				writeEvent(&buf, "auth", update{Path: p, Status: c.Status, Body: jsonBody(c.Body.Bytes())})
 				_, _ = w.Write(buf.Bytes())
 				_ = rc.Flush()
 				return
 			}
-			sum := sha256.Sum256(append([]byte(fmt.Sprint(c.status)), c.body.Bytes()...))
+			sum := sha256.Sum256(append([]byte(fmt.Sprint(c.Status)), c.Body.Bytes()...))
 			if old, ok := last[p]; ok && old == sum {
 				continue
 			}
 			last[p] = sum
-			writeEvent(&buf, "update", update{Path: p, Status: c.status, Body: jsonBody(c.body.Bytes())})
+			writeEvent(&buf, "update", update{Path: p, Status: c.Status, Body: jsonBody(c.Body.Bytes())})
 		}
 		first = nil
 		if buf.Len() == 0 && time.Since(idle) >= keepAlive {
@@ -100,7 +129,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-h.closed:
+		case <-e.Done:
 			return
 		case <-end.C:
 			return
