@@ -217,7 +217,7 @@ func OpenSQLite(ctx context.Context, dir string, logger *slog.Logger) (*SQLite, 
 	}
 	w, err := sql.Open("sqlite", dsn(url.Values{
 		"_journal_mode": {"WAL"},
-		"_synchronous":  {"NORMAL"},
+		"_synchronous":  {"FULL"}, // an acknowledged write survives a power loss, not only a crash
 		"_txlock":       {"immediate"},
 	}))
 	if err != nil {
