@@ -47,8 +47,9 @@ type Fleet struct {
 	keys     []string
 	m        *metrics
 
-	mu    sync.Mutex        // guards names
-	names map[string]string // "org/" or "org/env" → name
+	mu     sync.Mutex          // guards names and stored
+	names  map[string]string   // "org/" or "org/env" → name
+	stored map[string]identity // installation id → identity as stored
 }
 
 // Options are optional Fleet dependencies.
@@ -68,7 +69,7 @@ func New(store Store, presence Presence, log *slog.Logger, reg prometheus.Regist
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg), names: map[string]string{}}, nil
+	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg), names: map[string]string{}, stored: map[string]identity{}}, nil
 }
 
 // MaxLinkTokenTTL bounds link-token lifetimes.
@@ -154,8 +155,14 @@ func (f *Fleet) Authenticate(ctx context.Context, credential string) (state.Inst
 	if err != nil {
 		return state.Installation{}, fmt.Errorf("look up credential: %w", err)
 	}
+	f.mu.Lock()
+	f.stored[inst.ID] = identity{inst.AgentVersion, inst.Hostname}
+	f.mu.Unlock()
 	return inst, nil
 }
+
+// identity is what an installation last told the hub about itself.
+type identity struct{ version, hostname string }
 
 // Hello records an agent's hello and builds the hub's reply.
 func (f *Fleet) Hello(ctx context.Context, installationID, orgID string, envIDs []string, h *protocol.Hello) (*protocol.HelloReply, error) {
@@ -172,9 +179,22 @@ func (f *Fleet) Hello(ctx context.Context, installationID, orgID string, envIDs 
 		}
 		rep.Environments = append(rep.Environments, protocol.Environment{ID: id, Name: name})
 	}
+	// Liveness is the link registry's; the store keeps the agent's identity
+	// (and last seen, written at disconnect). A reconnect that changes
+	// neither costs no write, which keeps a reconnect storm after a hub
+	// restart cheap.
+	f.mu.Lock()
+	known, ok := f.stored[installationID]
+	f.mu.Unlock()
+	if ok && known == (identity{h.AgentVersion, h.Hostname}) {
+		return rep, nil
+	}
 	if err := f.store.UpdateInstallationSeen(ctx, installationID, true, f.now().UTC(), h.AgentVersion, h.Hostname); err != nil {
 		return nil, fmt.Errorf("record hello: %w", err)
 	}
+	f.mu.Lock()
+	f.stored[installationID] = identity{h.AgentVersion, h.Hostname}
+	f.mu.Unlock()
 	return rep, nil
 }
 
