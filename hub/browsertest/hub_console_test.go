@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // TestHubConsole signs in to the hub console, checks that the organization
@@ -96,7 +98,7 @@ func TestHubConsole(t *testing.T) {
 		chromedp.Click(css(`#token-form button[type="submit"]`)))
 	hc.waitJS("the new token, shown once", `document.querySelector("#token-secret").innerText.length > 20 && !!document.querySelector('#tokens tr[data-token-id]')`, 20*time.Second)
 	secret := hc.evalString("the secret", `document.querySelector("#token-secret").innerText`)
-	if st, _ := doJSON(t, "GET", w.hub.url+"/api/v1/orgs/"+orgName+"/promotions", secret, nil, nil); st != http.StatusOK {
+	if st, _ := testbed.DoJSON(t, "GET", w.hub.url+"/api/v1/orgs/"+orgName+"/promotions", secret, nil, nil); st != http.StatusOK {
 		t.Errorf("the new token does not work at the hub: %d", st)
 	}
 	hc.shot("token-created")
@@ -104,7 +106,7 @@ func TestHubConsole(t *testing.T) {
 	hc.do("revoke it", chromedp.Click(css(`#tokens tr[data-token-id] button.danger`)))
 	hc.waitText("#tokens", "REVOKED")
 	hc.shot("token-revoked")
-	if st, _ := doJSON(t, "GET", w.hub.url+"/api/v1/orgs/"+orgName+"/promotions", secret, nil, nil); st != http.StatusUnauthorized {
+	if st, _ := testbed.DoJSON(t, "GET", w.hub.url+"/api/v1/orgs/"+orgName+"/promotions", secret, nil, nil); st != http.StatusUnauthorized {
 		t.Errorf("the revoked token still works at the hub: %d", st)
 	}
 }

@@ -22,7 +22,7 @@ func TestConsoleHubDown(t *testing.T) {
 	prod := b.tab("prod")
 	openTask(t, w, prod, "platform admin")
 
-	w.hub.stop()
+	w.hub.Terminate(stopGrace)
 	prod.waitText("#banner", "The hub is unreachable")
 	prod.waitJS("the task still listed", `!!document.querySelector('article.task[data-task-id="`+p.ID+`"]')`, 5*time.Second)
 	prod.shot("hub-down-tasks")

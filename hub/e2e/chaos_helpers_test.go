@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // This file holds the rig of the chaos tests (chaos_test.go): a world whose
@@ -111,7 +113,7 @@ func newChaosWorld(t *testing.T, prodHub func(hubAddr string) string) *chaosWorl
 	t.Helper()
 	dir := t.TempDir()
 	w := &world{dir: dir}
-	w.hub = startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	w.hub = startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
 	w.envs = w.hub.setupOrg(t, "demo", "Dev", "Prod")
 	w.devAPIM, w.prodAPIM = startAPIM(t, ""), startAPIM(t, "")
 	w.devAgent = startAgent(t, w.hub, w.devAPIM, filepath.Join(dir, "dev"), w.hub.linkToken(t, "demo", "Dev"))
@@ -120,10 +122,10 @@ func newChaosWorld(t *testing.T, prodHub func(hubAddr string) string) *chaosWorl
 		via = &hub{url: prodHub(w.hub.addr)}
 	}
 	w.prodAgnt = startAgent(t, via, w.prodAPIM, filepath.Join(dir, "prod"), w.hub.linkToken(t, "demo", "Prod"))
-	waitFor(t, 20*time.Second, "both agents online", func() bool { return w.hub.online(t, "demo") == 2 })
+	testbed.WaitFor(t, 20*time.Second, "both agents online", func() bool { return w.hub.online(t, "demo") == 2 })
 	sess := w.hub.adminSession(t, "demo")
 	w.devAgent.session, w.prodAgnt.session = sess, sess
-	waitFor(t, 15*time.Second, "agents accept sessions", func() bool {
+	testbed.WaitFor(t, 15*time.Second, "agents accept sessions", func() bool {
 		return doJSON(t, "GET", w.devAgent.url+"/api/v1/session", sess, nil, nil) == http.StatusOK &&
 			doJSON(t, "GET", w.prodAgnt.url+"/api/v1/session", sess, nil, nil) == http.StatusOK
 	})
@@ -135,7 +137,7 @@ func newChaosWorld(t *testing.T, prodHub func(hubAddr string) string) *chaosWorl
 func importChaosAPIs(t *testing.T, a *apim, n int) []string {
 	t.Helper()
 	var def map[string]any
-	if err := json.Unmarshal(sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"), &def); err != nil {
+	if err := json.Unmarshal(testbed.Sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"), &def); err != nil {
 		t.Fatal(err)
 	}
 	api := def["api"].(map[string]any)

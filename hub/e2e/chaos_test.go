@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ferry.dev/hub/internal/faultproxy"
+	"ferry.dev/hub/internal/testbed"
 )
 
 // The chaos tests run the catalogue's fault-injection rows A1-A4
@@ -70,7 +71,7 @@ func TestChaosHubKillLoop(t *testing.T) {
 	for kills < minKills {
 		time.Sleep(2 * time.Second)
 		addr, dir := w.hub.addr, w.hub.dir
-		w.hub.kill() // SIGKILL
+		w.hub.Kill() // SIGKILL
 		kills++
 		time.Sleep(time.Duration(100+rand.IntN(700)) * time.Millisecond)
 		w.hub = startHub(t, addr, dir)
@@ -109,8 +110,8 @@ func TestChaosAgentKillLoop(t *testing.T) {
 	// landing among accepts, imports and reports to the last one.
 	for kills < minKills || !finished(sub.done) || !allAccepted(w, n) {
 		time.Sleep(time.Duration(2500+rand.IntN(1000)) * time.Millisecond)
-		w.prodAgnt.signal(syscall.SIGKILL)
-		<-w.prodAgnt.done
+		w.prodAgnt.Signal(syscall.SIGKILL)
+		<-w.prodAgnt.Done()
 		kills++
 		w.prodAgnt.restart(t)
 		if kills >= 10*minKills {
@@ -254,7 +255,7 @@ func TestSilentPartition(t *testing.T) {
 	px.Heal()
 	healed := time.Now()
 	var online time.Time
-	waitFor(t, 90*time.Second, "Prod online after healing", func() bool {
+	testbed.WaitFor(t, 90*time.Second, "Prod online after healing", func() bool {
 		on, err := envOnline(ctx, w.hubURL, w.hub.token, "Prod")
 		if err == nil && on {
 			online = time.Now()
@@ -263,7 +264,7 @@ func TestSilentPartition(t *testing.T) {
 		return false
 	})
 	var delivered time.Duration
-	waitFor(t, 30*time.Second, "queued promotions delivered", func() bool {
+	testbed.WaitFor(t, 30*time.Second, "queued promotions delivered", func() bool {
 		for _, id := range ids {
 			if w.promotion(t, id).Status != "TO_BE_VALIDATED" {
 				return false

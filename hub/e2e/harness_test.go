@@ -1,148 +1,29 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // bins holds the paths of the binaries built for this test run.
-var bins struct{ hub, agent, apimSim string }
+var bins testbed.Binaries
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ferry-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for _, b := range []struct {
-		dst *string
-		pkg string
-	}{
-		{&bins.hub, "ferry.dev/hub/cmd/ferry-hub"},
-		{&bins.agent, "ferry.dev/agent/cmd/ferry-agent"},
-		{&bins.apimSim, "ferry.dev/agent/cmd/apim-sim"},
-	} {
-		*b.dst = filepath.Join(dir, filepath.Base(b.pkg))
-		cmd := exec.Command("go", "build", "-o", *b.dst, b.pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n", b.pkg, err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbed.Main(m, "ferry-e2e-bin-", &bins) }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is a running binary whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, name, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.output())
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and waits for a graceful exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
-		p.kill()
-	}
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) signal(s syscall.Signal) { _ = p.cmd.Process.Signal(s) }
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < timeout {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	return 0
-}
+// stopGrace is how long a process stopped by a test may take to exit
+// after SIGTERM; taking longer fails the test.
+const stopGrace = 20 * time.Second
 
 // hub is a running ferry-hub.
 type hub struct {
-	*proc
+	*testbed.Proc
 	addr, url, dir, token string
 }
 
@@ -151,16 +32,9 @@ const adminToken = "e2e-admin-token-0123456789abcdef"
 func startHub(t *testing.T, addr, dir string, env ...string) *hub {
 	t.Helper()
 	env = append([]string{"FERRY_ADMIN_TOKEN=" + adminToken, "FERRY_REDELIVERY_INTERVAL=500ms"}, env...)
-	p := start(t, "hub", bins.hub, env, "--listen", addr, "--data-dir", dir, "--log-level", "debug")
-	h := &hub{proc: p, addr: addr, url: "http://" + addr, dir: dir, token: adminToken}
-	waitFor(t, 15*time.Second, "hub /readyz", func() bool {
-		resp, err := http.Get(h.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	p := testbed.Start(t, "hub", bins.Hub, env, "--listen", addr, "--data-dir", dir, "--log-level", "debug")
+	h := &hub{Proc: p, addr: addr, url: "http://" + addr, dir: dir, token: adminToken}
+	testbed.WaitFor(t, 15*time.Second, "hub /readyz", func() bool { return testbed.Get(h.url+"/readyz") == http.StatusOK })
 	return h
 }
 
@@ -171,40 +45,11 @@ func (h *hub) call(t *testing.T, method, path string, body, out any) int {
 	return doJSON(t, method, h.url+path, h.token, body, out)
 }
 
+// doJSON is testbed.DoJSON that returns the status only.
 func doJSON(t *testing.T, method, url, token string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
-		}
-	}
-	return resp.StatusCode
+	st, _ := testbed.DoJSON(t, method, url, token, body, out)
+	return st
 }
 
 // setupOrg creates an organization with the named environments and returns
@@ -319,33 +164,26 @@ func metric(t *testing.T, url, name string) float64 {
 
 // apim is a running apim-sim.
 type apim struct {
-	*proc
+	*testbed.Proc
 	url string // management API v2 base
 }
 
 func startAPIM(t *testing.T, seed string) *apim {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testbed.FreeAddr(t)
 	args := []string{"--listen", addr}
 	if seed != "" {
 		args = append(args, "--seed", seed)
 	}
-	p := start(t, "apim-sim "+addr, bins.apimSim, nil, args...)
-	a := &apim{proc: p, url: "http://" + addr + "/management/v2"}
-	waitFor(t, 10*time.Second, "apim-sim", func() bool {
-		resp, err := http.Get(a.url + "/environments/DEFAULT/apis")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	p := testbed.Start(t, "apim-sim "+addr, bins.APIMSim, nil, args...)
+	a := &apim{Proc: p, url: "http://" + addr + "/management/v2"}
+	testbed.WaitFor(t, 10*time.Second, "apim-sim", func() bool { return testbed.Get(a.url+"/environments/DEFAULT/apis") == http.StatusOK })
 	return a
 }
 
 // agent is a running ferry-agent.
 type agent struct {
-	*proc
+	*testbed.Proc
 	url, dir string
 	args     []string
 	// session is the hub-signed session sent to the agent's REST API,
@@ -355,21 +193,14 @@ type agent struct {
 
 func startAgent(t *testing.T, h *hub, a *apim, dir, linkToken string) *agent {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testbed.FreeAddr(t)
 	args := []string{"--hub", h.url, "--apim-url", a.url, "--listen", addr, "--data-dir", dir, "--log-level", "debug"}
 	if linkToken != "" {
 		args = append(args, "--link-token", linkToken)
 	}
 	ag := &agent{url: "http://" + addr, dir: dir, args: args}
-	ag.proc = start(t, "agent "+filepath.Base(dir), bins.agent, nil, args...)
-	waitFor(t, 15*time.Second, "agent /healthz", func() bool {
-		resp, err := http.Get(ag.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	ag.Proc = testbed.Start(t, "agent "+filepath.Base(dir), bins.Agent, nil, args...)
+	testbed.WaitFor(t, 15*time.Second, "agent /healthz", func() bool { return testbed.Get(ag.url+"/healthz") == http.StatusOK })
 	return ag
 }
 
@@ -384,15 +215,8 @@ func (ag *agent) restart(t *testing.T) {
 		}
 		args = append(args, ag.args[i])
 	}
-	ag.proc = start(t, "agent (restarted) "+filepath.Base(ag.dir), bins.agent, nil, args...)
-	waitFor(t, 15*time.Second, "agent /healthz after restart", func() bool {
-		resp, err := http.Get(ag.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	ag.Proc = testbed.Start(t, "agent (restarted) "+filepath.Base(ag.dir), bins.Agent, nil, args...)
+	testbed.WaitFor(t, 15*time.Second, "agent /healthz after restart", func() bool { return testbed.Get(ag.url+"/healthz") == http.StatusOK })
 }
 
 func io_Copy(dst io.Writer, resp *http.Response) (int64, error) { return io.Copy(dst, resp.Body) }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // TestRolesEndToEnd runs the scenario on real processes: a user
@@ -16,7 +18,7 @@ import (
 func TestRolesEndToEnd(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	devID := importAPI(t, w.devAPIM, sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
+	devID := importAPI(t, w.devAPIM, testbed.Sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
 	var crossID string
 	for _, a := range listAPIs(t, w.devAPIM) {
 		if a.ID == devID {
@@ -49,7 +51,7 @@ func TestRolesEndToEnd(t *testing.T) {
 	var list struct {
 		Items []struct{ ID, Status, Requester string }
 	}
-	waitFor(t, 15*time.Second, "the promotion at the hub", func() bool {
+	testbed.WaitFor(t, 15*time.Second, "the promotion at the hub", func() bool {
 		h.call(t, "GET", "/api/v1/orgs/demo/promotions", nil, &list)
 		return len(list.Items) == 1 && list.Items[0].Status == "TO_BE_VALIDATED"
 	})
@@ -57,13 +59,13 @@ func TestRolesEndToEnd(t *testing.T) {
 	if p.Requester != "user:olga" {
 		t.Errorf("requester %q, want user:olga", p.Requester)
 	}
-	waitFor(t, 10*time.Second, "task at Prod", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
+	testbed.WaitFor(t, 10*time.Second, "task at Prod", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
 	if st := doJSON(t, "POST", w.prodAgnt.url+"/api/v1/tasks/"+p.ID+"/_accept", owner, map[string]any{}, nil); st != http.StatusForbidden {
 		t.Errorf("owner accepts at Prod: %d, want 403", st)
 	}
 
 	// With the hub stopped the Prod agent still checks sessions offline.
-	h.stop(t)
+	h.Stop(t, stopGrace)
 	forged := admin[:strings.LastIndex(admin, ".")+1] + "AAAA" + admin[strings.LastIndex(admin, ".")+5:]
 	if st := doJSON(t, "GET", w.prodAgnt.url+"/api/v1/tasks", forged, nil, nil); st != http.StatusUnauthorized {
 		t.Errorf("forged session at Prod with the hub down: %d, want 401", st)

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // TestTwoInstallationsOnline is what `make run` promises: a hub with two
@@ -15,13 +17,13 @@ import (
 func TestTwoInstallationsOnline(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
 	h.setupOrg(t, "demo", "Dev", "Prod")
 	dev, prod := startAPIM(t, ""), startAPIM(t, "")
 	startAgent(t, h, dev, filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
 	startAgent(t, h, prod, filepath.Join(dir, "prod"), h.linkToken(t, "demo", "Prod"))
 
-	waitFor(t, 15*time.Second, "two installations online", func() bool { return h.online(t, "demo") == 2 })
+	testbed.WaitFor(t, 15*time.Second, "two installations online", func() bool { return h.online(t, "demo") == 2 })
 	if got := metric(t, h.url, "ferry_hub_agents_connected"); got != 2 {
 		t.Errorf("ferry_hub_agents_connected = %v, want 2", got)
 	}
@@ -43,11 +45,11 @@ func TestTwoInstallationsOnline(t *testing.T) {
 func TestLinkTokenOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
 	h.setupOrg(t, "acme", "Dev")
 	tok := h.linkToken(t, "acme", "Dev")
 	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "a1"), tok)
-	waitFor(t, 15*time.Second, "first agent online", func() bool { return h.online(t, "acme") == 1 })
+	testbed.WaitFor(t, 15*time.Second, "first agent online", func() bool { return h.online(t, "acme") == 1 })
 
 	st := doJSON(t, "POST", h.url+"/api/v1/link/enroll", tok, map[string]string{"agentVersion": "x"}, nil)
 	if st != http.StatusUnauthorized {
@@ -63,19 +65,19 @@ func TestLinkTokenOnce(t *testing.T) {
 func TestHubRestartAgentsReturn(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testbed.FreeAddr(t)
 	h := startHub(t, addr, filepath.Join(dir, "hub"))
 	h.setupOrg(t, "demo", "Dev", "Prod")
 	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
 	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "prod"), h.linkToken(t, "demo", "Prod"))
-	waitFor(t, 15*time.Second, "two online", func() bool { return h.online(t, "demo") == 2 })
+	testbed.WaitFor(t, 15*time.Second, "two online", func() bool { return h.online(t, "demo") == 2 })
 
-	h.kill()
+	h.Kill()
 	h2 := startHub(t, addr, filepath.Join(dir, "hub"))
 	if n := metric(t, h2.url, "ferry_hub_agents_connected"); n > 2 {
 		t.Fatalf("agents_connected = %v", n)
 	}
-	waitFor(t, 45*time.Second, "agents back online after hub restart", func() bool { return h2.online(t, "demo") == 2 })
+	testbed.WaitFor(t, 45*time.Second, "agents back online after hub restart", func() bool { return h2.online(t, "demo") == 2 })
 }
 
 // TestSilentAgentGoesOffline: an agent that stops answering (SIGSTOP) is
@@ -83,27 +85,27 @@ func TestHubRestartAgentsReturn(t *testing.T) {
 func TestSilentAgentGoesOffline(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	h := startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
 	h.setupOrg(t, "demo", "Dev")
 	ag := startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
-	waitFor(t, 15*time.Second, "online", func() bool { return h.online(t, "demo") == 1 })
+	testbed.WaitFor(t, 15*time.Second, "online", func() bool { return h.online(t, "demo") == 1 })
 
-	ag.signal(syscall.SIGSTOP)
-	defer ag.signal(syscall.SIGCONT)
-	took := waitFor(t, 40*time.Second, "silent agent shown offline", func() bool { return h.online(t, "demo") == 0 })
+	ag.Signal(syscall.SIGSTOP)
+	defer ag.Signal(syscall.SIGCONT)
+	took := testbed.WaitFor(t, 40*time.Second, "silent agent shown offline", func() bool { return h.online(t, "demo") == 0 })
 	t.Logf("silent agent shown offline after %v", took.Round(time.Second))
 	if got := metric(t, h.url, "ferry_hub_agents_connected"); got != 0 {
 		t.Errorf("ferry_hub_agents_connected = %v after the agent went silent, want 0", got)
 	}
-	ag.signal(syscall.SIGCONT)
-	waitFor(t, 70*time.Second, "agent back online after SIGCONT", func() bool { return h.online(t, "demo") == 1 })
+	ag.Signal(syscall.SIGCONT)
+	testbed.WaitFor(t, 70*time.Second, "agent back online after SIGCONT", func() bool { return h.online(t, "demo") == 1 })
 }
 
 // TestBrowserOriginRefused: a page in a browser cannot open an agent link
 // even with a valid credential.
 func TestBrowserOriginRefused(t *testing.T) {
 	t.Parallel()
-	h := startHub(t, freeAddr(t), filepath.Join(t.TempDir(), "hub"))
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(t.TempDir(), "hub"))
 	req, _ := http.NewRequest("GET", h.url+"/api/v1/link", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")

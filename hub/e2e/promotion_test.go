@@ -3,12 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"ferry.dev/hub/internal/testbed"
 )
 
 // world is a hub with a Dev and a Prod environment, each with an APIM
@@ -25,18 +26,18 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	dir := t.TempDir()
 	w := &world{dir: dir}
-	w.hub = startHub(t, freeAddr(t), filepath.Join(dir, "hub"))
+	w.hub = startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
 	w.envs = w.hub.setupOrg(t, "demo", "Dev", "Prod")
 	w.devAPIM, w.prodAPIM = startAPIM(t, ""), startAPIM(t, "")
 	w.devAgent = startAgent(t, w.hub, w.devAPIM, filepath.Join(dir, "dev"), w.hub.linkToken(t, "demo", "Dev"))
 	w.prodAgnt = startAgent(t, w.hub, w.prodAPIM, filepath.Join(dir, "prod"), w.hub.linkToken(t, "demo", "Prod"))
-	waitFor(t, 15*time.Second, "both agents online", func() bool { return w.hub.online(t, "demo") == 2 })
+	testbed.WaitFor(t, 15*time.Second, "both agents online", func() bool { return w.hub.online(t, "demo") == 2 })
 	// The agents' REST APIs take hub-signed sessions only.
 	sess := w.hub.adminSession(t, "demo")
 	w.devAgent.session, w.prodAgnt.session = sess, sess
 	// An agent verifies sessions once it has the hub's keys from the
 	// hello reply, which may land just after the hub shows it online.
-	waitFor(t, 15*time.Second, "agents accept sessions", func() bool {
+	testbed.WaitFor(t, 15*time.Second, "agents accept sessions", func() bool {
 		return doJSON(t, "GET", w.devAgent.url+"/api/v1/session", sess, nil, nil) == http.StatusOK &&
 			doJSON(t, "GET", w.prodAgnt.url+"/api/v1/session", sess, nil, nil) == http.StatusOK
 	})
@@ -116,7 +117,7 @@ func (w *world) promotion(t *testing.T, id string) hubPromotion {
 func (w *world) waitStatus(t *testing.T, id, status string) hubPromotion {
 	t.Helper()
 	var p hubPromotion
-	waitFor(t, 30*time.Second, "promotion "+id+" "+status, func() bool {
+	testbed.WaitFor(t, 30*time.Second, "promotion "+id+" "+status, func() bool {
 		p = w.promotion(t, id)
 		return p.Status == status
 	})
@@ -148,15 +149,6 @@ func decide(t *testing.T, ag *agent, id, verb string, body any) int {
 	return doJSON(t, "POST", ag.url+"/api/v1/tasks/"+id+"/_"+verb, ag.session, body, nil)
 }
 
-func sample(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "reference", "gravitee", "samples", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestPromoteAcceptUpdateReject walks the main flow: promote and accept
 // creates the API in Prod without members or groups; a second promotion
 // updates the same API; a request while one is active is refused; a reject
@@ -164,7 +156,7 @@ func sample(t *testing.T, name string) []byte {
 func TestPromoteAcceptUpdateReject(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	devID := importAPI(t, w.devAPIM, sample(t, "v4-http-proxy-with-members-groups-plans-pages-media.json"))
+	devID := importAPI(t, w.devAPIM, testbed.Sample(t, "v4-http-proxy-with-members-groups-plans-pages-media.json"))
 
 	p, st := w.promote(t, devID)
 	if st != http.StatusCreated {
@@ -174,7 +166,7 @@ func TestPromoteAcceptUpdateReject(t *testing.T) {
 		t.Errorf("second promotion while one is active: status %d, want 409", st)
 	}
 	w.waitStatus(t, p.ID, "TO_BE_VALIDATED")
-	waitFor(t, 10*time.Second, "task at Prod", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
+	testbed.WaitFor(t, 10*time.Second, "task at Prod", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
 	if st := decide(t, w.prodAgnt, p.ID, "accept", nil); st != http.StatusOK {
 		t.Fatalf("accept: status %d", st)
 	}
@@ -225,7 +217,7 @@ func TestPromoteAcceptUpdateReject(t *testing.T) {
 	}
 
 	// The source agent learns the outcome.
-	waitFor(t, 15*time.Second, "Dev agent shows REJECTED", func() bool {
+	testbed.WaitFor(t, 15*time.Second, "Dev agent shows REJECTED", func() bool {
 		var out struct{ Items []struct{ ID, Status string } }
 		doJSON(t, "GET", w.devAgent.url+"/api/v1/promotions", w.devAgent.session, nil, &out)
 		for _, i := range out.Items {
@@ -266,10 +258,10 @@ func TestPromoteAcceptUpdateReject(t *testing.T) {
 func TestOfflineTargetAndCancel(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	devID := importAPI(t, w.devAPIM, sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
+	devID := importAPI(t, w.devAPIM, testbed.Sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
 
-	w.prodAgnt.stop(t)
-	waitFor(t, 15*time.Second, "Prod offline", func() bool { return w.hub.online(t, "demo") == 1 })
+	w.prodAgnt.Stop(t, stopGrace)
+	testbed.WaitFor(t, 15*time.Second, "Prod offline", func() bool { return w.hub.online(t, "demo") == 1 })
 	p, st := w.promote(t, devID)
 	if st != http.StatusCreated {
 		t.Fatalf("promote to offline target: status %d, want 201 (it waits)", st)
@@ -280,13 +272,13 @@ func TestOfflineTargetAndCancel(t *testing.T) {
 	}
 	w.prodAgnt.restart(t)
 	w.waitStatus(t, p.ID, "TO_BE_VALIDATED")
-	waitFor(t, 10*time.Second, "task at Prod after reconnect", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
+	testbed.WaitFor(t, 10*time.Second, "task at Prod after reconnect", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 1 })
 
 	var c hubPromotion
 	if st := w.hub.call(t, "POST", "/api/v1/orgs/demo/promotions/"+p.ID+"/_cancel", nil, &c); st != http.StatusOK || c.Status != "CANCELLED" {
 		t.Fatalf("cancel: status %d %+v", st, c)
 	}
-	waitFor(t, 10*time.Second, "task gone after cancel", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 0 })
+	testbed.WaitFor(t, 10*time.Second, "task gone after cancel", func() bool { return len(pendingTasks(t, w.prodAgnt)) == 0 })
 	if st := decide(t, w.prodAgnt, p.ID, "accept", nil); st == http.StatusOK {
 		t.Error("accepting a cancelled promotion succeeded")
 	}
@@ -307,18 +299,18 @@ func TestOfflineTargetAndCancel(t *testing.T) {
 func TestAgentKilledBetweenImportAndReport(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	devID := importAPI(t, w.devAPIM, sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
+	devID := importAPI(t, w.devAPIM, testbed.Sample(t, "v4-http-proxy-no-ids-plan-with-flows.json"))
 	p, _ := w.promote(t, devID)
 	w.waitStatus(t, p.ID, "TO_BE_VALIDATED")
 
 	// Stop the hub so the report cannot be delivered, accept, then kill
 	// the agent before it can report.
-	w.hub.kill()
+	w.hub.Kill()
 	if st := decide(t, w.prodAgnt, p.ID, "accept", nil); st != http.StatusOK {
 		t.Fatalf("accept while the hub is down: %d", st)
 	}
-	w.prodAgnt.signal(syscall.SIGKILL)
-	<-w.prodAgnt.done
+	w.prodAgnt.Signal(syscall.SIGKILL)
+	<-w.prodAgnt.Done()
 	w.hub = startHub(t, w.hub.addr, w.hub.dir)
 	w.prodAgnt.restart(t)
 	got := w.waitStatus(t, p.ID, "ACCEPTED")
