@@ -53,7 +53,7 @@ type Installation struct {
 	CredentialHash string   // hex SHA-256 of the installation credential; unique
 	AgentVersion   string
 	Hostname       string
-	Online         bool
+	Online         bool      // as last written (enroll, a changed hello, disconnect); live status is the hub link registry's
 	LastSeen       time.Time // zero when never connected
 	CreatedAt      time.Time
 }
