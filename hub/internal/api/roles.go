@@ -162,7 +162,7 @@ func (a *API) createRoleBinding(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventRoleBound, Actor: principal(c).Actor(), EnvID: b.EnvID,
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleBound, Actor: principal(c).Actor(), EnvID: b.EnvID,
 		Detail: fmt.Sprintf("user %s is %s %s on %s (%s)", u.Username, scope, b.Role, where, b.ID)})
 	c.JSON(http.StatusCreated, bindingDTO(b))
 }
@@ -204,7 +204,7 @@ func (a *API) deleteRoleBinding(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventRoleUnbound, Actor: principal(c).Actor(), Detail: "binding " + c.Param("id")})
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleUnbound, Actor: principal(c).Actor(), Detail: "binding " + c.Param("id")})
 	c.Status(http.StatusNoContent)
 }
 
@@ -249,7 +249,7 @@ func (a *API) createRole(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventRoleCreated, Actor: principal(c).Actor(),
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleCreated, Actor: principal(c).Actor(),
 		Detail: fmt.Sprintf("%s role %s: %s", scope, r.Name, strings.Join(perms, ", "))})
 	c.JSON(http.StatusCreated, customDTO(r))
 }
@@ -290,6 +290,6 @@ func (a *API) deleteRole(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventRoleDeleted, Actor: principal(c).Actor(), Detail: fmt.Sprintf("%s role %s", scope, name)})
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleDeleted, Actor: principal(c).Actor(), Detail: fmt.Sprintf("%s role %s", scope, name)})
 	c.Status(http.StatusNoContent)
 }

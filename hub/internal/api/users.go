@@ -19,19 +19,6 @@ import (
 	"ferry.dev/shared/protocol"
 )
 
-// Audit events of identity management, written by the REST API. Append-only.
-const (
-	EventUserCreated  = "USER_CREATED"
-	EventUserUpdated  = "USER_UPDATED"
-	EventUserDeleted  = "USER_DELETED"
-	EventRoleBound    = "ROLE_BOUND"
-	EventRoleUnbound  = "ROLE_UNBOUND"
-	EventRoleCreated  = "ROLE_CREATED"
-	EventRoleDeleted  = "ROLE_DELETED"
-	EventTokenCreated = "TOKEN_CREATED"
-	EventTokenRevoked = "TOKEN_REVOKED"
-)
-
 // UserDTO is a user on the wire; the password hash never leaves the hub.
 type UserDTO struct {
 	ID          string    `json:"id"`
@@ -162,7 +149,7 @@ func (a *API) createUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventUserCreated, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.UserCreated, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
 	c.JSON(http.StatusCreated, userDTO(u))
 }
 
@@ -224,7 +211,7 @@ func (a *API) updateUser(c *gin.Context) {
 		return
 	}
 	if len(changed) > 0 {
-		a.record(c, audit.Event{OrgID: u.OrgID, Event: EventUserUpdated, Actor: principal(c).Actor(),
+		a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.UserUpdated, Actor: principal(c).Actor(),
 			Detail: "user " + u.Username + ": " + strings.Join(changed, ", ")})
 	}
 	c.JSON(http.StatusOK, userDTO(u))
@@ -240,7 +227,7 @@ func (a *API) deleteUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: u.OrgID, Event: EventUserDeleted, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.UserDeleted, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
 	c.Status(http.StatusNoContent)
 }
 
@@ -282,7 +269,7 @@ func (a *API) createToken(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: u.OrgID, Event: EventTokenCreated, Actor: principal(c).Actor(),
+	a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.TokenCreated, Actor: principal(c).Actor(),
 		Detail: fmt.Sprintf("token %s (%s) for user %s", t.Name, t.ID, u.Username)})
 	c.JSON(http.StatusCreated, CreatedTokenDTO{TokenDTO: tokenDTO(t), Token: string(secret)})
 }
@@ -317,6 +304,6 @@ func (a *API) revokeToken(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: EventTokenRevoked, Actor: principal(c).Actor(), Detail: fmt.Sprintf("token %s (%s)", t.Name, t.ID)})
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.TokenRevoked, Actor: principal(c).Actor(), Detail: fmt.Sprintf("token %s (%s)", t.Name, t.ID)})
 	c.JSON(http.StatusOK, tokenDTO(t))
 }

@@ -27,6 +27,17 @@ const (
 	AccessDenied       = "ACCESS_DENIED"
 	DecisionConflict   = "PROMOTION_DECISION_CONFLICT"
 	PromotionRefused   = "PROMOTION_REFUSED"
+
+	// Identity management, written by the REST API.
+	UserCreated  = "USER_CREATED"
+	UserUpdated  = "USER_UPDATED"
+	UserDeleted  = "USER_DELETED"
+	RoleBound    = "ROLE_BOUND"
+	RoleUnbound  = "ROLE_UNBOUND"
+	RoleCreated  = "ROLE_CREATED"
+	RoleDeleted  = "ROLE_DELETED"
+	TokenCreated = "TOKEN_CREATED"
+	TokenRevoked = "TOKEN_REVOKED"
 )
 
 // Store is the part of the hub store the trail uses.
