@@ -1,6 +1,7 @@
 package apimsim
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,14 +51,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	start := min((page-1)*perPage, total)
 	end := min(start+perPage, total)
-	data := make([]any, 0, end-start)
+	// Records are immutable once stored, so their encoded api objects can
+	// be sent as they are.
+	data := make([]json.RawMessage, 0, end-start)
 	for _, rec := range recs[start:end] {
-		_, doc, err := s.lookup(envID, rec.id)
-		if err != nil {
-			s.internal(w, err)
-			return
-		}
-		data = append(data, doc["api"])
+		data = append(data, rec.api)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"data": data,

@@ -23,6 +23,7 @@ type record struct {
 	updatedAt        time.Time
 	paths            []string // HTTP listener host+path keys
 	def              []byte   // the full ExportApiV4 document, with ids
+	api              []byte   // its "api" object, as listings show it
 }
 
 func (r *record) snapshot(envID string) API {
@@ -227,11 +228,15 @@ func newRecord(id, crossID string, paths []string, created, updated time.Time, d
 		return nil, fmt.Errorf("encode definition: %w", err)
 	}
 	api := doc["api"].(map[string]any)
+	ab, err := encode(api)
+	if err != nil {
+		return nil, fmt.Errorf("encode api: %w", err)
+	}
 	return &record{
 		id: id, crossID: crossID,
 		name: str(api["name"]), apiVersion: str(api["apiVersion"]),
 		createdAt: created, updatedAt: updated,
-		paths: paths, def: b,
+		paths: paths, def: b, api: ab,
 	}, nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -327,6 +329,25 @@ type hubPromotionFull struct {
 	APIID string `json:"apiId"`
 }
 
+// statusCounts says how many promotions are in each status and delivery
+// state, for the progress lines of a settling chaos test.
+func statusCounts(list []hubPromotionFull) string {
+	counts := map[string]int{}
+	for _, p := range list {
+		counts[p.Status+"/"+p.Delivery]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%d ", k, counts[k])
+	}
+	return strings.TrimSpace(b.String())
+}
+
 func terminal(status string) bool {
 	switch status {
 	case "ACCEPTED", "REJECTED", "ERROR", "CANCELLED":
@@ -363,6 +384,7 @@ func (w *chaosWorld) settle(t *testing.T, name string, sub *submitter, deadline 
 	sub.mu.Unlock()
 
 	byID := map[string]hubPromotionFull{}
+	lastProgress := time.Now()
 	for {
 		list, err := allPromotions(ctx, w.hubURL, w.hub.token)
 		if err == nil {
@@ -383,6 +405,10 @@ func (w *chaosWorld) settle(t *testing.T, name string, sub *submitter, deadline 
 			}
 			if settled {
 				break
+			}
+			if time.Since(lastProgress) >= 10*time.Second {
+				lastProgress = time.Now()
+				t.Logf("%s settling: %s", name, statusCounts(list))
 			}
 		}
 		if time.Now().After(deadline) {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -41,6 +40,8 @@ type Client struct {
 	http    *retryablehttp.Client
 	log     *slog.Logger
 	metrics *metrics
+	index   crossIndex
+	now     func() time.Time
 }
 
 // New returns a Client for cfg. It fails if cfg is invalid or the metrics
@@ -72,6 +73,7 @@ func New(cfg Config) (*Client, error) {
 		envBase: cfg.BaseURL + "/environments/" + url.PathEscape(cfg.EnvID),
 		log:     cfg.Logger.With(slog.String("component", "apim"), slog.String("env_id", cfg.EnvID)),
 		metrics: m,
+		now:     cfg.Now,
 	}
 	c.http = c.newRetryClient(hc)
 	return c, nil
@@ -121,38 +123,6 @@ func (c *Client) GetAPI(ctx context.Context, apiID string) (API, error) {
 	return decodeAPI(opGet, body)
 }
 
-// FindByCrossID returns the API of the environment with the given crossId,
-// and false if there is none. The Management API cannot search by crossId,
-// so this lists every API. Several matches are an error wrapping
-// ErrAmbiguousCrossID: updating an arbitrary one would be wrong.
-func (c *Client) FindByCrossID(ctx context.Context, crossID string) (API, bool, error) {
-	if crossID == "" {
-		return API{}, false, fmt.Errorf("apim find by crossId: empty crossId")
-	}
-	apis, err := c.ListAPIs(ctx)
-	if err != nil {
-		return API{}, false, err
-	}
-	var found []API
-	for _, a := range apis {
-		if a.CrossID == crossID {
-			found = append(found, a)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return API{}, false, nil
-	case 1:
-		return found[0], true, nil
-	default:
-		ids := make([]string, len(found))
-		for i, a := range found {
-			ids[i] = a.ID
-		}
-		return API{}, false, fmt.Errorf("apim find by crossId %s: %w: %s", crossID, ErrAmbiguousCrossID, strings.Join(ids, ", "))
-	}
-}
-
 // Export returns the definition of an API (an ExportApiV4 document) without
 // its members and groups, exactly as APIM sent it.
 func (c *Client) Export(ctx context.Context, apiID string) ([]byte, error) {
@@ -183,11 +153,13 @@ func (c *Client) ImportCreate(ctx context.Context, def []byte) (API, error) {
 		switch {
 		case errors.As(err, &e) && e.Status >= 500,
 			errors.Is(err, ErrUnreachable) && !neverSent(err):
+			// The API may exist now without the index knowing.
+			c.index.invalidate(c.now())
 			return API{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		return API{}, err
 	}
-	return decodeAPI(opImportCreate, body)
+	return c.noted(decodeAPI(opImportCreate, body))
 }
 
 // ImportUpdate replaces the definition of an existing API and returns it. A
@@ -203,7 +175,16 @@ func (c *Client) ImportUpdate(ctx context.Context, apiID string, def []byte) (AP
 	if err != nil {
 		return API{}, err
 	}
-	return decodeAPI(opImportUpdate, body)
+	return c.noted(decodeAPI(opImportUpdate, body))
+}
+
+// noted passes an import's answer through, noting the API in the crossId
+// index.
+func (c *Client) noted(a API, err error) (API, error) {
+	if err == nil {
+		c.index.note(a.CrossID, a.ID, c.now())
+	}
+	return a, err
 }
 
 func decodeAPI(op string, body []byte) (API, error) {

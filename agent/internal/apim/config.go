@@ -20,6 +20,9 @@ const (
 	DefaultRetryWaitMin = 250 * time.Millisecond
 	DefaultRetryWaitMax = 5 * time.Second
 	DefaultPageSize     = 100
+	// DefaultCrossIDIndexTTL is how long a listing of the environment
+	// answers "no API has this crossId" (see FindByCrossID).
+	DefaultCrossIDIndexTTL = 10 * time.Second
 )
 
 // Secret is a credential. It prints and logs as "REDACTED"; use string(s) to
@@ -68,6 +71,12 @@ type Config struct {
 	RetryWaitMin, RetryWaitMax time.Duration
 	// PageSize is the perPage used by ListAPIs. Zero means DefaultPageSize.
 	PageSize int
+	// CrossIDIndexTTL is how long FindByCrossID trusts the absence of a
+	// crossId in its last full listing. Zero means DefaultCrossIDIndexTTL;
+	// a negative value makes every lookup list the environment.
+	CrossIDIndexTTL time.Duration
+	// Now is the clock of the crossId index. Nil means time.Now.
+	Now func() time.Time
 	// Logger receives the client's logs, with component=apim. Nil discards
 	// them.
 	Logger *slog.Logger
@@ -150,6 +159,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.CrossIDIndexTTL == 0 {
+		c.CrossIDIndexTTL = DefaultCrossIDIndexTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

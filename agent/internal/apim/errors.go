@@ -69,6 +69,12 @@ func (e *Error) Temporary() bool {
 	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
 }
 
+// IsConflict reports whether err is an *Error with status 409.
+func IsConflict(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusConflict
+}
+
 // IsNotFound reports whether err is an *Error with status 404.
 func IsNotFound(err error) bool {
 	var e *Error

@@ -15,6 +15,9 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	// retries counts attempts after the first.
 	retries *prometheus.CounterVec
+	// indexLookups counts crossId lookups by how they were answered: hit
+	// (index, confirmed by a GET), miss (index) or list (full listing).
+	indexLookups *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,12 +35,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "retries_total",
 			Help:      "Retried attempts of calls to the APIM Management API, by operation.",
 		}, []string{"op"}),
+		indexLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry_agent",
+			Subsystem: "apim",
+			Name:      "crossid_lookups_total",
+			Help:      "Lookups of an API by crossId, by how they were answered: hit or miss from the agent's crossId index, or list (every API of the environment was listed).",
+		}, []string{"result"}),
 	}
 	var err error
 	if m.duration, err = register(reg, m.duration); err != nil {
 		return nil, err
 	}
 	if m.retries, err = register(reg, m.retries); err != nil {
+		return nil, err
+	}
+	if m.indexLookups, err = register(reg, m.indexLookups); err != nil {
 		return nil, err
 	}
 	return m, nil

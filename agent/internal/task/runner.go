@@ -29,7 +29,10 @@ type Hub interface {
 type APIM interface {
 	ListAPIs(ctx context.Context) ([]apim.API, error)
 	GetAPI(ctx context.Context, apiID string) (apim.API, error)
+	// FindByCrossID may answer from an index (see apim.Client);
+	// FindByCrossIDFresh always asks APIM.
 	FindByCrossID(ctx context.Context, crossID string) (apim.API, bool, error)
+	FindByCrossIDFresh(ctx context.Context, crossID string) (apim.API, bool, error)
 	Export(ctx context.Context, apiID string) ([]byte, error)
 	ImportCreate(ctx context.Context, def []byte) (apim.API, error)
 	ImportUpdate(ctx context.Context, apiID string, def []byte) (apim.API, error)

@@ -495,3 +495,32 @@ func TestPromotionUpdatePush(t *testing.T) {
 		t.Errorf("view = %+v", view)
 	}
 }
+
+// TestAPIAppearedSinceTheIndexUpdates covers the one thing the client's
+// crossId index can miss: an API created in APIM by someone else after the
+// last listing. APIM refuses the create (the stand-in by crossId, APIM by
+// context path), and the accept updates that API instead of failing or
+// creating a second one.
+func TestAPIAppearedSinceTheIndexUpdates(t *testing.T) {
+	r := newRig(t)
+	san := sample(t, membersSample)
+	r.deliver("prm_1", san)
+	// The plan lists APIM and indexes it: no API with this crossId yet.
+	if d, err := r.runner.Task(context.Background(), "prm_1"); err != nil || d.Plan == nil || d.Plan.Action != ActionCreate {
+		t.Fatalf("plan = %+v, %v; want a create", d.Plan, err)
+	}
+	behind, err := r.sim.Import(apimEnv, san.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.runner.Accept(context.Background(), "prm_1", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Outcome != taskstore.OutcomeAccepted || d.Created || d.TargetAPIID != behind.ID {
+		t.Errorf("decision = %+v, want an update of %s", d, behind.ID)
+	}
+	if c, u, n := r.sim.Creates(san.CrossID), r.sim.Updates(san.CrossID), len(r.sim.APIs(apimEnv)); c != 1 || u != 1 || n != 1 {
+		t.Errorf("APIM creates = %d, updates = %d, APIs = %d; want 1, 1, 1", c, u, n)
+	}
+}

@@ -144,7 +144,7 @@ func (r *Runner) Task(ctx context.Context, id string) (Detail, error) {
 
 // plan looks up the API that accepting a task of crossID would update.
 func (r *Runner) plan(ctx context.Context, crossID string) Plan {
-	api, how, found, err := r.target(ctx, crossID)
+	api, how, found, err := r.target(ctx, crossID, false)
 	switch {
 	case err != nil:
 		return Plan{Action: ActionUnknown, Detail: "could not look the API up in APIM: " + clip(err.Error(), maxReasonBytes)}
@@ -156,9 +156,14 @@ func (r *Runner) plan(ctx context.Context, crossID string) Plan {
 
 // target finds the API that a promotion of crossID updates: the API with
 // that crossId, or else the API that an earlier accepted promotion of the
-// same crossId created or updated here, if it still exists.
-func (r *Runner) target(ctx context.Context, crossID string) (apim.API, string, bool, error) {
-	api, found, err := r.apim.FindByCrossID(ctx, crossID)
+// same crossId created or updated here, if it still exists. fresh makes
+// the crossId lookup ask APIM instead of the client's index.
+func (r *Runner) target(ctx context.Context, crossID string, fresh bool) (apim.API, string, bool, error) {
+	find := r.apim.FindByCrossID
+	if fresh {
+		find = r.apim.FindByCrossIDFresh
+	}
+	api, found, err := find(ctx, crossID)
 	if err != nil {
 		return apim.API{}, "", false, err
 	}
@@ -282,8 +287,11 @@ func (e *localError) Error() string { return e.err.Error() }
 // importDef updates the target API of t if there is one and creates it
 // otherwise. created is true when this task created the API, including when
 // an earlier, interrupted attempt did.
+//
+// A resumed accept whose create may have gone through looks the crossId up
+// in APIM itself, not in the client's index.
 func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, bool, error) {
-	api, how, found, err := r.target(ctx, t.CrossID)
+	api, how, found, err := r.target(ctx, t.CrossID, t.CreateAttempted)
 	if err != nil {
 		return apim.API{}, false, err
 	}
@@ -300,11 +308,23 @@ func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, boo
 		return apim.API{}, false, &localError{err}
 	}
 	res, err := r.apim.ImportCreate(ctx, t.Definition)
-	if errors.Is(err, apim.ErrOutcomeUnknown) && ctx.Err() == nil {
+	switch {
+	case errors.Is(err, apim.ErrOutcomeUnknown) && ctx.Err() == nil:
 		// The create may have been applied: look before deciding.
-		if a, ok, ferr := r.apim.FindByCrossID(ctx, t.CrossID); ferr == nil && ok {
+		if a, ok, ferr := r.apim.FindByCrossIDFresh(ctx, t.CrossID); ferr == nil && ok {
 			r.log.Warn("APIM's answer to the create was lost but the API exists; continuing", "task_id", t.ID, "api_id", a.ID)
 			return a, true, nil
+		}
+	case apim.IsConflict(err) && ctx.Err() == nil:
+		// APIM refused the create because the API exists: someone made it
+		// after the index was built. Update it instead.
+		if a, ok, ferr := r.apim.FindByCrossIDFresh(ctx, t.CrossID); ferr == nil && ok {
+			r.log.Info("the API appeared in APIM since the last lookup; updating it instead of creating", "task_id", t.ID, "api_id", a.ID)
+			res, err := r.apim.ImportUpdate(ctx, a.ID, t.Definition)
+			if err == nil && res.ID == "" {
+				res.ID = a.ID
+			}
+			return res, false, err
 		}
 	}
 	return res, true, err
