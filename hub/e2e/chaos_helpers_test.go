@@ -310,7 +310,7 @@ func allPromotions(ctx context.Context, url, token string) ([]hubPromotionFull, 
 	var all []hubPromotionFull
 	for off := 0; ; off += 1000 {
 		var page struct{ Items []hubPromotionFull }
-		st, err := tryJSON(ctx, "GET", fmt.Sprintf("%s/api/v1/orgs/demo/promotions?limit=1000&offset=%d", url, off), token, nil, &page)
+		st, err := tryJSON(ctx, "GET", fmt.Sprintf("%s/api/v1/orgs/demo/promotions?limit=100&offset=%d", url, off), token, nil, &page)
 		if err != nil {
 			return nil, err
 		}
@@ -359,6 +359,7 @@ func terminal(status string) bool {
 // chaosOutcome is what a chaos run counts.
 type chaosOutcome struct {
 	submitted, answered, unanswered, unansweredPresent, accepted, lost, duplicates, faults int
+	auditGaps                                                                              int
 }
 
 // settle waits until every promotion the hub answered 201 is ACCEPTED and
@@ -472,8 +473,9 @@ func (w *chaosWorld) settle(t *testing.T, name string, sub *submitter, deadline 
 	if st, err := tryJSON(ctx, "GET", w.hubURL+"/api/v1/orgs/demo/audit/_verify", w.hub.token, nil, &v); err != nil || st != http.StatusOK || !v.OK {
 		t.Errorf("audit verify: status %d, %+v, %v", st, v, err)
 	}
-	t.Logf("chaos summary: test=%s submitted=%d answered=%d unanswered=%d unanswered_present=%d accepted=%d lost=%d duplicates=%d faults=%d retries=%d audit_checked=%d",
-		name, o.submitted, o.answered, o.unanswered, o.unansweredPresent, o.accepted, o.lost, o.duplicates, o.faults, retries, v.Checked)
+	o.auditGaps = w.checkAuditComplete(t, byID)
+	t.Logf("chaos summary: test=%s submitted=%d answered=%d unanswered=%d unanswered_present=%d accepted=%d lost=%d duplicates=%d faults=%d retries=%d audit_checked=%d audit_gaps=%d",
+		name, o.submitted, o.answered, o.unanswered, o.unansweredPresent, o.accepted, o.lost, o.duplicates, o.faults, retries, v.Checked, o.auditGaps)
 	return o
 }
 
@@ -495,4 +497,71 @@ func envOnline(ctx context.Context, url, token, env string) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("no installation serves %s", env)
+}
+
+// checkAuditComplete is catalogue row E1: the trail holds each transition
+// of each promotion exactly once (created, delivered, and its decision) and
+// its seq has no gaps. It returns how many entries are missing or doubled.
+func (w *chaosWorld) checkAuditComplete(t *testing.T, byID map[string]hubPromotionFull) int {
+	t.Helper()
+	ctx := context.Background()
+	counts := map[string]map[string]int{} // promotion id → event → entries
+	var after, prev int64
+	gaps := 0
+	for {
+		var page struct {
+			Items []struct {
+				Seq         int64  `json:"seq"`
+				Event       string `json:"event"`
+				PromotionID string `json:"promotionId"`
+			} `json:"items"`
+			NextAfterSeq int64 `json:"nextAfterSeq"`
+		}
+		st, err := tryJSON(ctx, "GET", fmt.Sprintf("%s/api/v1/orgs/demo/audit?limit=100&afterSeq=%d", w.hubURL, after), w.hub.token, nil, &page)
+		if err != nil || st != http.StatusOK {
+			t.Errorf("read the audit trail after seq %d: %d, %v", after, st, err)
+			return -1
+		}
+		for _, e := range page.Items {
+			if e.Seq != prev+1 {
+				gaps++
+				t.Errorf("audit seq %d follows %d", e.Seq, prev)
+			}
+			prev = e.Seq
+			if e.PromotionID == "" {
+				continue
+			}
+			if counts[e.PromotionID] == nil {
+				counts[e.PromotionID] = map[string]int{}
+			}
+			counts[e.PromotionID][e.Event]++
+		}
+		if page.NextAfterSeq == 0 || len(page.Items) == 0 {
+			break
+		}
+		after = page.NextAfterSeq
+	}
+	for id, p := range byID {
+		want := map[string]int{"PROMOTION_CREATED": 1}
+		switch p.Status {
+		case "ACCEPTED":
+			want["PROMOTION_ACCEPTED"] = 1
+		case "CANCELLED":
+			want["PROMOTION_CANCELLED"] = 1
+		}
+		for ev, n := range want {
+			if got := counts[id][ev]; got != n {
+				gaps += max(got-n, n-got)
+				t.Errorf("promotion %s (%s) has %d %s audit entries, want %d", id, p.Status, got, ev, n)
+			}
+		}
+		// Delivered is recorded when the agent's acknowledgement arrives;
+		// if the link dropped it, the promotion goes from CREATED straight
+		// to its decision, which proves the delivery. Never twice.
+		if got := counts[id]["PROMOTION_DELIVERED"]; got > 1 {
+			gaps += got - 1
+			t.Errorf("promotion %s has %d PROMOTION_DELIVERED audit entries, want at most 1", id, got)
+		}
+	}
+	return gaps
 }

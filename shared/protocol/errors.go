@@ -21,6 +21,9 @@ const (
 	CodeDuplicate    Code = "duplicate"    // already processed; the reply carries the original outcome
 	CodeUpstream     Code = "upstream"     // APIM refused or failed the operation
 	CodeDisconnected Code = "disconnected" // the link dropped before the reply arrived
+
+	CodeBadMessage         Code = "bad_message"         // a link message that is not a valid envelope or payload
+	CodeUnsupportedVersion Code = "unsupported_version" // the peer's protocol version is not spoken here
 )
 
 // Temporary reports whether retrying the same request later may succeed.

@@ -12,7 +12,26 @@ import (
 //
 //	1 (2026-11-26): envelope, hello/hello_reply, health_check, command/reply,
 //	  goodbye; promotion operations.
+//	1 (2026-11-27, additive): the error message type, codes bad_message and
+//	  unsupported_version, the ferry.v1 subprotocol and close code 4000.
 const Version = 1
+
+// MinVersion is the oldest protocol Version this build still speaks. A hello
+// outside [MinVersion, Version] is refused with CodeUnsupportedVersion.
+const MinVersion = 1
+
+// Subprotocol is the WebSocket subprotocol (Sec-WebSocket-Protocol) of the
+// link. Agents must offer it; the hub refuses an upgrade without it.
+const Subprotocol = "ferry.v1"
+
+// Application close codes (RFC 6455 reserves 4000-4999 for applications).
+// Append-only.
+const (
+	// CloseSuperseded ends a connection because a newer connection of the
+	// same installation replaced it. The agent backs off as usual instead
+	// of reconnecting at once.
+	CloseSuperseded = 4000
+)
 
 // MaxFrameBytes is the largest frame either side accepts. A larger frame
 // closes the link with CloseMessageTooBig.
@@ -29,12 +48,17 @@ const (
 	TypeCommand     Type = "command"
 	TypeReply       Type = "reply"
 	TypeGoodbye     Type = "goodbye"
+	// TypeError reports a message the receiver could not accept (see
+	// CodeBadMessage); its payload is an Error whose Ref is the offending
+	// message's ID, when it had one. It answers nothing and is never
+	// answered.
+	TypeError Type = "error"
 )
 
 // Known reports whether t is a message type of this protocol version.
 func (t Type) Known() bool {
 	switch t {
-	case TypeHello, TypeHelloReply, TypeHealthCheck, TypeCommand, TypeReply, TypeGoodbye:
+	case TypeHello, TypeHelloReply, TypeHealthCheck, TypeCommand, TypeReply, TypeGoodbye, TypeError:
 		return true
 	}
 	return false

@@ -61,6 +61,7 @@ func golden(t *testing.T) map[string]*Envelope {
 		"command_targets.json":    mk(TypeCommand, "m7", "", &Command{Op: OpListTargets}),
 		"command_update.json":     mk(TypeCommand, "h6", "", cmd(OpPromotionUpdate, Promotion{ID: "prm_01", TargetEnvID: "env_prod", Status: PromotionAccepted, TargetAPIID: "api-9", CreatedAt: at, UpdatedAt: at})),
 		"command_promotions.json": mk(TypeCommand, "m8", "", &Command{Op: OpListPromotions}),
+		"error.json":              mk(TypeError, "", "", &Error{Code: CodeBadMessage, Message: "envelope: missing type", Ref: "a7"}),
 	}
 }
 

@@ -51,6 +51,12 @@ type HandlerFunc func(ctx context.Context, body json.RawMessage) (any, error)
 // help until the agent is linked again.
 var ErrUnauthorized = errors.New("the hub refused this installation's credential; link the agent again with a new link token")
 
+// ErrSuperseded ends a session the hub closed with protocol.CloseSuperseded:
+// a newer connection with the same credential replaced it. Run backs off
+// without resetting, so two agents sharing a credential do not take the
+// link from each other every second.
+var ErrSuperseded = errors.New("a newer connection with this installation's credential replaced this one")
+
 // ErrNotConnected is returned by Call while the link is down.
 var ErrNotConnected = protocol.Errorf(protocol.CodeUnavailable, "not connected to the hub")
 
@@ -115,11 +121,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = 64
 	}
+	dialer := &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096,
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg.TLS,
+		Subprotocols: []string{protocol.Subprotocol}, // the hub refuses upgrades without it
+	}
 	return &Client{
 		cfg:       cfg,
 		log:       log.With("component", "link"),
 		m:         newMetrics(reg),
-		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg.TLS},
+		dialer:    dialer,
 		handlers:  make(map[protocol.Op]HandlerFunc),
 		connected: make(chan struct{}),
 	}, nil
@@ -193,7 +204,11 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		// Not connected while waiting: WaitConnected must wait.
 		c.setState(StateConnecting)
-		if time.Since(start) >= c.cfg.HealthyIn {
+		superseded := errors.Is(err, ErrSuperseded)
+		if superseded {
+			c.log.Warn("the hub replaced this link with a newer connection of the same installation; is another agent running with this credential?")
+		}
+		if time.Since(start) >= c.cfg.HealthyIn && !superseded {
 			b.reset()
 		}
 		wait := b.next()

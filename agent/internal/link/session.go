@@ -68,6 +68,14 @@ func (s *session) hello() (*protocol.HelloReply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rep.Type == protocol.TypeError {
+		// e.g. unsupported_version; the hub closes the link next.
+		var pe protocol.Error
+		if err := rep.DecodePayload(&pe); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("hub refused the hello: %w", &pe)
+	}
 	if rep.Type != protocol.TypeHelloReply || rep.ReplyTo != env.ID {
 		return nil, fmt.Errorf("hub answered hello with %s", rep.Type)
 	}
@@ -168,6 +176,9 @@ func (s *session) readLoop(ctx context.Context) error {
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
+				if ce.Code == protocol.CloseSuperseded {
+					return fmt.Errorf("hub closed the link: %w", ErrSuperseded)
+				}
 				return fmt.Errorf("hub closed the link: %d %s", ce.Code, ce.Text)
 			}
 			return fmt.Errorf("read: %w", err)
@@ -197,6 +208,10 @@ func (s *session) readLoop(ctx context.Context) error {
 		case protocol.TypeHealthCheck:
 			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
 			s.reply(env.ID, r)
+		case protocol.TypeError:
+			var pe protocol.Error
+			_ = env.DecodePayload(&pe)
+			s.c.log.Warn("hub refused a message from this agent", "code", pe.Code, "ref", pe.Ref, "detail", pe.Message)
 		case protocol.TypeGoodbye:
 			var g protocol.Goodbye
 			_ = env.DecodePayload(&g)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"ferry.dev/shared/protocol"
 )
 
 // clientsSummary is the JSON line the clients mode prints once every
@@ -78,6 +80,7 @@ func clientsMain(ctx context.Context, args []string) error {
 			WriteBufferSize:  1024,
 			WriteBufferPool:  &sync.Pool{},
 			HandshakeTimeout: 30 * time.Second,
+			Subprotocols:     []string{protocol.Subprotocol}, // the hub refuses upgrades without it
 		},
 		conns:   make([]*websocket.Conn, *n),
 		latency: make([]time.Duration, *n),

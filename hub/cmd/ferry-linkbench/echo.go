@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ferry.dev/shared/protocol"
 )
 
 // Per-connection settings of the echo server, the hub link's defaults.
@@ -61,6 +63,7 @@ func echoMain(ctx context.Context, args []string) error {
 			ReadBufferSize:  1024,
 			WriteBufferSize: 1024,
 			WriteBufferPool: &sync.Pool{},
+			Subprotocols:    []string{protocol.Subprotocol}, // select it as the hub does
 			CheckOrigin:     func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
 		},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -32,6 +32,11 @@ type Agent struct {
 	Credential string
 	// Header holds extra headers of the upgrade request, e.g. Origin.
 	Header http.Header
+	// Subprotocols are offered in Sec-WebSocket-Protocol. Nil offers
+	// protocol.Subprotocol, like a real agent.
+	Subprotocols []string
+	// NoSubprotocol offers no subprotocol at all.
+	NoSubprotocol bool
 	// Hello is the first message. Nil says {agent_version: "agenttest"}.
 	Hello *protocol.Hello
 	// SkipHello connects without saying hello: the test sends the first
@@ -99,7 +104,13 @@ func (a *Agent) Dial(ctx context.Context, hubURL string) (*Conn, error) {
 	if a.Credential != "" {
 		h.Set("Authorization", "Bearer "+a.Credential)
 	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: a.Subprotocols}
+	if d.Subprotocols == nil {
+		d.Subprotocols = []string{protocol.Subprotocol}
+	}
+	if a.NoSubprotocol {
+		d.Subprotocols = nil
+	}
 	if a.RecvBuffer > 0 {
 		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -216,6 +227,9 @@ func (c *Conn) sayHello(ctx context.Context) error {
 	c.hello = &hr
 	return nil
 }
+
+// Subprotocol is the subprotocol the hub selected.
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
 // HelloReply is the hub's answer to the hello; nil with SkipHello.
 func (c *Conn) HelloReply() *protocol.HelloReply { return c.hello }

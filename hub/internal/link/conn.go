@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -68,6 +71,8 @@ type Conn struct {
 	// Owned by the reader: the agent's recent command ids, oldest first.
 	recent      map[string]struct{}
 	recentOrder []string
+	rate        bucket // every message the agent sends takes a token
+	bad         window // the agent's recent bad messages
 }
 
 // logger returns the connection's logger. It is built at each use instead
@@ -261,17 +266,30 @@ func (c *Conn) readLoop(ctx context.Context) {
 			c.closeFromReadError(err)
 			return
 		}
-		c.lastSeen.Store(time.Now().UnixNano())
+		now := time.Now()
+		c.lastSeen.Store(now.UnixNano())
+		if !c.rate.allow(now) {
+			c.flooded()
+			return
+		}
 		if typ != websocket.TextMessage {
 			c.Close(websocket.CloseUnsupportedData, "binary frames are not supported; send JSON text frames")
+			return
+		}
+		// gorilla does not check that text frames are UTF-8 (RFC 6455 §8.1).
+		if !utf8.Valid(frame) {
+			c.ep.m.messages.WithLabelValues("invalid", "in").Inc()
+			c.logger().Warn("agent sent a text frame that is not UTF-8; closing link")
+			c.Close(websocket.CloseInvalidFramePayloadData, closeInvalidUTF8)
 			return
 		}
 		env, err := protocol.Decode(frame)
 		if err != nil {
 			c.ep.m.messages.WithLabelValues("invalid", "in").Inc()
-			c.logger().Warn("protocol violation from agent; closing link", "err", err)
-			c.Close(websocket.CloseProtocolError, "invalid frame")
-			return
+			if c.badMessage(refOf(frame), err.Error(), false) {
+				return
+			}
+			continue
 		}
 		c.ep.m.messages.WithLabelValues(metricType(env.Type), "in").Inc()
 		switch env.Type {
@@ -279,12 +297,20 @@ func (c *Conn) readLoop(ctx context.Context) {
 			c.deliverReply(env)
 		case protocol.TypeHelloReply:
 			c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "hello_reply is sent by the hub, never by an agent"))
-			c.violate("direction", "agent sent hello_reply")
+			c.violate(KindDirection, "agent sent hello_reply")
 		case protocol.TypeCommand:
 			if !c.rememberCommand(env.ID) {
 				// A replay: refused without running the handler again.
 				c.reply(env.ID, protocol.ErrorReply(protocol.CodeDuplicate, "command id "+env.ID+" was already received on this link"))
-				c.violate("replay", "command id "+env.ID+" sent twice")
+				c.violate(KindReplay, "command id "+env.ID+" sent twice")
+				continue
+			}
+			var cmd protocol.Command
+			if err := env.DecodePayload(&cmd); err != nil {
+				c.reply(env.ID, protocol.ErrorReply(protocol.CodeBadMessage, err.Error()))
+				if c.badMessage(env.ID, err.Error(), true) {
+					return
+				}
 				continue
 			}
 			select {
@@ -295,7 +321,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				c.handleCommand(ctx, env)
+				c.handleCommand(ctx, env.ID, &cmd)
 			}()
 		case protocol.TypeHealthCheck:
 			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
@@ -309,9 +335,20 @@ func (c *Conn) readLoop(ctx context.Context) {
 		case protocol.TypeHello:
 			c.Close(websocket.CloseProtocolError, "hello sent twice")
 			return
+		case protocol.TypeError:
+			var pe protocol.Error
+			_ = env.DecodePayload(&pe)
+			c.logger().Warn("agent refused a message from the hub", "code", pe.Code, "ref", pe.Ref, "detail", pe.Message)
 		default:
+			// Unknown types get an unsupported reply when they can be
+			// answered (the protocol's compatibility rule) and an error
+			// frame otherwise; either way they count as bad messages.
+			msg := "message type " + string(env.Type) + " is not supported by this hub"
 			if env.ID != "" {
-				c.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, "message type "+string(env.Type)+" is not supported by this hub"))
+				c.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, msg))
+			}
+			if c.badMessage(env.ID, msg, env.ID != "") {
+				return
 			}
 		}
 	}
@@ -327,6 +364,11 @@ func metricType(t protocol.Type) string {
 func (c *Conn) closeFromReadError(err error) {
 	var ce *websocket.CloseError
 	switch {
+	case isProtocolError(err):
+		// gorilla has already sent 1002 (a bad mask, reserved bits,
+		// an oversized or fragmented control frame, ...).
+		c.logger().Warn("agent broke the WebSocket framing rules; closing link", "err", err)
+		c.Close(websocket.CloseAbnormalClosure, closeProtocolError)
 	case errors.As(err, &ce):
 		c.Close(websocket.CloseNormalClosure, "peer closed")
 	case isTimeout(err):
@@ -341,6 +383,26 @@ func (c *Conn) closeFromReadError(err error) {
 	c.logger().Debug("link read ended", "err", err)
 }
 
+// Close reasons of the read path.
+const (
+	closeInvalidUTF8   = "invalid UTF-8"
+	closeProtocolError = "protocol error"
+)
+
+// isProtocolError reports whether err is gorilla's answer to a frame that
+// breaks RFC 6455, after which it has sent a 1002 close frame itself.
+// gorilla returns those as plain errors prefixed "websocket: "; this only
+// picks a log line and a metric label, so matching the text is safe.
+func isProtocolError(err error) bool {
+	var ne net.Error
+	var ce *websocket.CloseError
+	if errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, websocket.ErrReadLimit) {
+		return false
+	}
+	return strings.HasPrefix(err.Error(), "websocket: ")
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -352,7 +414,7 @@ func (c *Conn) deliverReply(env *protocol.Envelope) {
 	c.mu.Unlock()
 	if !ok {
 		if !c.issued(env.ReplyTo) {
-			c.violate("unknown_reply", "reply to "+env.ReplyTo+", which this hub never sent")
+			c.violate(KindUnknownReply, "reply to "+env.ReplyTo+", which this hub never sent")
 			return
 		}
 		c.logger().Debug("reply for unknown or expired command", "reply_to", env.ReplyTo)
@@ -364,20 +426,15 @@ func (c *Conn) deliverReply(env *protocol.Envelope) {
 	}
 }
 
-func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
-	var cmd protocol.Command
-	if err := env.DecodePayload(&cmd); err != nil {
-		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, err.Error()))
-		return
-	}
+func (c *Conn) handleCommand(ctx context.Context, id string, cmd *protocol.Command) {
 	if hubOnly[cmd.Op] {
-		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "operation "+string(cmd.Op)+" is sent by the hub, never by an agent"))
-		c.violate("direction", "agent sent "+string(cmd.Op))
+		c.reply(id, protocol.ErrorReply(protocol.CodeInvalid, "operation "+string(cmd.Op)+" is sent by the hub, never by an agent"))
+		c.violate(KindDirection, "agent sent "+string(cmd.Op))
 		return
 	}
 	h, ok := c.ep.handlers[cmd.Op]
 	if !ok {
-		c.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this hub"))
+		c.reply(id, protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this hub"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.ep.cfg.CallTimeout)
@@ -394,18 +451,18 @@ func (c *Conn) handleCommand(ctx context.Context, env *protocol.Envelope) {
 		if errors.As(err, &pe) {
 			msg = pe.Message
 		}
-		c.reply(env.ID, protocol.ErrorReply(code, msg))
+		c.reply(id, protocol.ErrorReply(code, msg))
 		if IsViolation(err) {
-			c.violate("refused", string(cmd.Op)+": "+msg)
+			c.violate(KindRefused, string(cmd.Op)+": "+msg)
 		}
 		return
 	}
 	r, err := protocol.OKReply(out)
 	if err != nil {
-		c.reply(env.ID, protocol.ErrorReply(protocol.CodeInternal, err.Error()))
+		c.reply(id, protocol.ErrorReply(protocol.CodeInternal, err.Error()))
 		return
 	}
-	c.reply(env.ID, r)
+	c.reply(id, r)
 }
 
 func (c *Conn) reply(to string, r *protocol.Reply) {

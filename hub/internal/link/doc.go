@@ -1,10 +1,15 @@
 // Package link is the hub's end of the agent WebSocket links.
 //
-// Endpoint is a plain http.Handler mounted at /api/v1/link. It authenticates
-// the upgrade with the installation credential in the Authorization header,
-// refuses browser Origins, requires a hello as the first frame, and then
-// registers the connection in a Registry, superseding an older connection of
-// the same installation.
+// Endpoint is a plain http.Handler mounted at /api/v1/link. Before the
+// upgrade it refuses any query string (401: credentials travel only in the
+// Authorization header), browser Origins (403), WebSocket versions other
+// than 13 (426) and upgrades that do not offer the protocol.Subprotocol
+// subprotocol (400); then it authenticates the installation credential.
+// Compression is never negotiated. The hello must be the first frame and
+// speak a protocol version in [protocol.MinVersion, protocol.Version]
+// (otherwise an unsupported_version error frame, then 1008). The connection
+// is then registered in a Registry, superseding an older connection of the
+// same installation, which is closed with protocol.CloseSuperseded (4000).
 //
 // Each Conn has exactly one reader and one writer goroutine; the writer owns
 // every write, including pings and the close frame. The HTTP handler reads
@@ -16,8 +21,16 @@
 //
 // An agent's policy violations (messages only the hub sends, a command id
 // replayed on the connection, a reply to a command never sent, or a refusal
-// a handler marks with Violation) are refused with their code and counted;
-// the MaxViolations-th closes the link with 1008.
+// a handler marks with Violation) are refused with their code, counted and
+// reported to the OnSecurityEvent hook; the MaxViolations-th closes the link
+// with 1008. Separately, every connection's messages draw from a token
+// bucket (DefaultMessageRate, DefaultMessageBurst) and bad messages (not a
+// valid envelope, an unknown type, an invalid command payload) are answered
+// with bad_message and allowed DefaultMaxBadMessages per
+// DefaultBadMessageWindow; exceeding either closes the link with 1008 and is
+// a security event. Text frames that are not UTF-8 close it with 1007;
+// gorilla closes frames that break RFC 6455 with 1002 and messages over the
+// read limit, however fragmented, with 1009.
 //
 // Registry is safe for concurrent use; it never does I/O while holding its
 // lock.

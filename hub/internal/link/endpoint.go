@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,11 @@ type Config struct {
 	MaxInflight   int           // agent commands handled at once per connection (8)
 	MaxFrameBytes int64         // read limit (protocol.MaxFrameBytes)
 	HubVersion    string
+
+	MessageRate      float64       // messages/s an agent may send, sustained (DefaultMessageRate)
+	MessageBurst     int           // messages an agent may send at once (DefaultMessageBurst)
+	MaxBadMessages   int           // bad messages tolerated per BadMessageWindow (DefaultMaxBadMessages)
+	BadMessageWindow time.Duration // (DefaultBadMessageWindow)
 }
 
 func (c *Config) setDefaults() {
@@ -48,6 +55,16 @@ func (c *Config) setDefaults() {
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = protocol.MaxFrameBytes
 	}
+	if c.MessageRate <= 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = DefaultMessageBurst
+	}
+	if c.MaxBadMessages <= 0 {
+		c.MaxBadMessages = DefaultMaxBadMessages
+	}
+	def(&c.BadMessageWindow, DefaultBadMessageWindow)
 }
 
 // Sessions is what the endpoint needs from the installation inventory.
@@ -73,6 +90,8 @@ type Endpoint struct {
 	registry *Registry
 	upgrader websocket.Upgrader
 	handlers map[protocol.Op]HandlerFunc // written before serving only
+	// onSecurity receives security events; written before serving only.
+	onSecurity func(context.Context, SecurityEvent)
 
 	mu       sync.Mutex // guards closing
 	closing  bool
@@ -105,6 +124,13 @@ func New(cfg Config, sessions Sessions, log *slog.Logger, reg prometheus.Registe
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
+		// The link's only subprotocol; ServeHTTP refuses upgrades that do
+		// not offer it.
+		Subprotocols: []string{protocol.Subprotocol},
+		// Compression stays off: it is never negotiated, so a frame with
+		// RSV1 set is a protocol error (1002) and no inflate bomb can
+		// reach the reader.
+		EnableCompression: false,
 		// Agents are programs, not browsers: any Origin header means a
 		// browser page is trying to use an agent's credential.
 		CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
@@ -145,9 +171,30 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// Credentials travel only in the Authorization header: URLs end up in
+	// access logs and proxies. The link takes no query parameters, so any
+	// query may carry one and is refused before anything else; it is not
+	// logged.
+	if r.URL.RawQuery != "" {
+		e.log.Warn("refused link with a query string (credentials belong in Authorization)", "remote", r.RemoteAddr)
+		e.refuse(w, http.StatusUnauthorized, "credential_in_query", "the link takes no query parameters; send the installation credential only as 'Authorization: Bearer …'")
+		return
+	}
 	if r.Header.Get("Origin") != "" {
 		e.log.Warn("refused link from a browser origin", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		e.refuse(w, http.StatusForbidden, "origin", "browser origins may not open agent links")
+		return
+	}
+	// The version and subprotocol checks apply to upgrade requests; any
+	// other request is refused by the upgrader once authenticated.
+	upgrade := websocket.IsWebSocketUpgrade(r)
+	if upgrade && r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		e.refuse(w, http.StatusUpgradeRequired, "websocket_version", "only WebSocket version 13 is supported")
+		return
+	}
+	if upgrade && !offers(r, protocol.Subprotocol) {
+		e.refuse(w, http.StatusBadRequest, "subprotocol", "offer the WebSocket subprotocol "+protocol.Subprotocol+" (Sec-WebSocket-Protocol)")
 		return
 	}
 	cred, ok := bearer(r.Header.Get("Authorization"))
@@ -183,6 +230,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done:    make(chan struct{}),
 		pending: make(map[string]chan *protocol.Envelope),
 		recent:  make(map[string]struct{}),
+		rate:    newBucket(e.cfg.MessageRate, e.cfg.MessageBurst),
+		bad:     window{max: e.cfg.MaxBadMessages, span: e.cfg.BadMessageWindow},
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	if !e.hello(c) {
@@ -220,6 +269,18 @@ func (e *Endpoint) hello(c *Conn) bool {
 	if typ != websocket.TextMessage {
 		return fail(websocket.CloseUnsupportedData, "hello", "binary frames are not supported")
 	}
+	if !utf8.Valid(frame) {
+		return fail(websocket.CloseInvalidFramePayloadData, "hello", "text frame is not valid UTF-8")
+	}
+	if v, id, ok := helloVersion(frame); ok && (v < protocol.MinVersion || v > protocol.Version) {
+		msg := fmt.Sprintf("protocol version %d is not supported; this hub speaks %d to %d", v, protocol.MinVersion, protocol.Version)
+		if env, err := protocol.New(protocol.TypeError, "", "", &protocol.Error{Code: protocol.CodeUnsupportedVersion, Message: msg, Ref: id}); err == nil {
+			b, _ := json.Marshal(env)
+			_ = c.ws.SetWriteDeadline(time.Now().Add(e.cfg.WriteWait))
+			_ = c.ws.WriteMessage(websocket.TextMessage, b)
+		}
+		return fail(websocket.ClosePolicyViolation, "version", msg)
+	}
 	env, err := protocol.Decode(frame)
 	if err != nil || env.Type != protocol.TypeHello {
 		return fail(websocket.CloseProtocolError, "hello", "hello must be the first message")
@@ -253,8 +314,8 @@ func (e *Endpoint) hello(c *Conn) bool {
 
 func (e *Endpoint) serve(c *Conn) {
 	if old := e.registry.add(c); old != nil {
-		old.logger().Info("link superseded by a newer connection of the same installation")
-		old.Close(websocket.ClosePolicyViolation, "superseded by a newer connection")
+		old.logger().Info("link superseded by a newer connection of the same installation", "new_conn_id", c.id)
+		old.Close(protocol.CloseSuperseded, closeSuperseded)
 	}
 	// A Shutdown that began during the hello did not see c in the registry.
 	e.mu.Lock()
@@ -284,7 +345,8 @@ func (e *Endpoint) serve(c *Conn) {
 
 func disconnectReason(r string) string {
 	switch r {
-	case "slow consumer", "superseded by a newer connection", "goodbye", "peer closed", "frame exceeds 4 MiB", "invalid frame", "silent", "hub shutting down", closePolicy:
+	case "slow consumer", closeSuperseded, "goodbye", "peer closed", "frame exceeds 4 MiB", "silent", "hub shutting down", closePolicy,
+		closeInvalidUTF8, closeFlood, closeBadMessages, closeProtocolError:
 		return r
 	}
 	return "error"
@@ -317,6 +379,36 @@ func (c *Conn) goodbye() {
 		_ = c.enqueue(env)
 	}
 	c.Close(websocket.CloseServiceRestart, "hub shutting down")
+}
+
+// closeSuperseded is the close reason sent with protocol.CloseSuperseded.
+const closeSuperseded = "superseded"
+
+// offers reports whether the upgrade request offers subprotocol p.
+func offers(r *http.Request, p string) bool {
+	for _, s := range websocket.Subprotocols(r) {
+		if s == p {
+			return true
+		}
+	}
+	return false
+}
+
+// helloVersion reads the version and id of a hello frame without validating
+// it; ok is false when the frame is not a JSON hello.
+func helloVersion(frame []byte) (v int, id string, ok bool) {
+	var probe struct {
+		V    int           `json:"v"`
+		Type protocol.Type `json:"type"`
+		ID   string        `json:"id"`
+	}
+	if json.Unmarshal(frame, &probe) != nil || probe.Type != protocol.TypeHello {
+		return 0, "", false
+	}
+	if len(probe.ID) > protocol.MaxIDLen {
+		probe.ID = ""
+	}
+	return probe.V, probe.ID, true
 }
 
 func bearer(h string) (string, bool) {

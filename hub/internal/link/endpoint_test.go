@@ -200,14 +200,20 @@ func TestReadLimit(t *testing.T) {
 	})
 }
 
+// TestNewConnectionSupersedesOld covers catalogue row W8: the old connection
+// is closed with 4000 superseded.
 func TestNewConnectionSupersedesOld(t *testing.T) {
 	h := newTestHub(t, link.Config{}, nil)
 	first, firstConn := h.connect(t, &agenttest.Agent{Credential: cred1})
 	_, secondConn := h.connect(t, &agenttest.Agent{Credential: cred1})
 
 	code, err := first.Wait(ctxTimeout(t, 5*time.Second))
-	if code != websocket.ClosePolicyViolation {
-		t.Errorf("first connection closed with %d (%v), want %d", code, err, websocket.ClosePolicyViolation)
+	if code != protocol.CloseSuperseded {
+		t.Errorf("first connection closed with %d (%v), want %d", code, err, protocol.CloseSuperseded)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(first.Err(), &ce) || ce.Text != "superseded" {
+		t.Errorf("close reason = %v, want superseded", first.Err())
 	}
 	d := h.waitDisconnected(t, 5*time.Second)
 	if d.conn != firstConn || d.primary {
@@ -220,7 +226,7 @@ func TestNewConnectionSupersedesOld(t *testing.T) {
 	if got := metric(t, h.reg, "ferry_hub_agents_connected"); got != 1 {
 		t.Errorf("agents connected = %v, want 1", got)
 	}
-	if got := metric(t, h.reg, "ferry_hub_link_disconnects_total", "reason", "superseded by a newer connection"); got != 1 {
+	if got := metric(t, h.reg, "ferry_hub_link_disconnects_total", "reason", "superseded"); got != 1 {
 		t.Errorf("disconnects{superseded} = %v, want 1", got)
 	}
 	select {

@@ -110,6 +110,13 @@ type testHub struct {
 // shuts it down.
 func newTestHub(t testing.TB, cfg link.Config, handlers map[protocol.Op]link.HandlerFunc) *testHub {
 	t.Helper()
+	return newTestHubWith(t, cfg, handlers, nil)
+}
+
+// newTestHubWith is newTestHub with setup run on the endpoint before it
+// serves (to register hooks).
+func newTestHubWith(t testing.TB, cfg link.Config, handlers map[protocol.Op]link.HandlerFunc, setup func(*link.Endpoint)) *testHub {
+	t.Helper()
 	sess := newFakeSessions()
 	reg := prometheus.NewRegistry()
 	ep, err := link.New(cfg, sess, slog.New(slog.DiscardHandler), reg)
@@ -118,6 +125,9 @@ func newTestHub(t testing.TB, cfg link.Config, handlers map[protocol.Op]link.Han
 	}
 	for op, h := range handlers {
 		ep.Handle(op, h)
+	}
+	if setup != nil {
+		setup(ep)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(agenttest.LinkPath, ep)

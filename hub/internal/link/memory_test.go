@@ -13,6 +13,7 @@ import (
 
 	"ferry.dev/hub/internal/agenttest"
 	"ferry.dev/hub/internal/link"
+	"ferry.dev/shared/protocol"
 )
 
 // BenchmarkLinkMemory reports what an idle link retains after a GC, hub and
@@ -44,7 +45,7 @@ func BenchmarkLinkMemory(b *testing.B) {
 		}
 	}()
 	url := "ws" + strings.TrimPrefix(h.srv.URL, "http") + agenttest.LinkPath
-	dialer := websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256}
+	dialer := websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256, Subprotocols: []string{protocol.Subprotocol}}
 	hello := []byte(`{"v":1,"type":"hello","id":"a1","payload":{"agent_version":"bench"}}`)
 
 	var heap, stack float64

@@ -10,6 +10,8 @@ type metrics struct {
 	callDuration      *prometheus.HistogramVec
 	violations        *prometheus.CounterVec
 	policyCloses      prometheus.Counter
+	badMessages       prometheus.Counter
+	rateCloses        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +45,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "hub", Name: "link_policy_closes_total",
 			Help: "Agent links closed with 1008 after too many policy violations.",
 		}),
+		badMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_bad_messages_total",
+			Help: "Messages from agents answered with bad_message (invalid envelope or payload, unknown type).",
+		}),
+		rateCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_rate_closes_total",
+			Help: "Agent links closed with 1008 by a rate policy (messages = flood, bad_messages = too many bad messages).",
+		}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration, m.violations, m.policyCloses)
+		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration, m.violations, m.policyCloses, m.badMessages, m.rateCloses)
 	}
 	return m
 }

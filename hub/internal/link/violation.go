@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -40,16 +41,17 @@ var hubOnly = map[protocol.Op]bool{
 	protocol.OpCancelPromotion:  true,
 }
 
-// violate counts one violation of kind and closes the link with 1008 at
-// MaxViolations. It is safe from any goroutine.
+// violate counts one violation of kind, reports it as a security event and
+// closes the link with 1008 at MaxViolations. It is safe from any goroutine.
 func (c *Conn) violate(kind, detail string) {
 	n := c.violations.Add(1)
 	c.ep.m.violations.WithLabelValues(kind).Inc()
-	c.logger().Warn("policy violation by agent", "kind", kind, "detail", detail, "count", n)
-	if n == MaxViolations {
+	closed := n == MaxViolations
+	if closed {
 		c.ep.m.policyCloses.Inc()
 		c.Close(websocket.ClosePolicyViolation, closePolicy)
 	}
+	c.security(kind, fmt.Sprintf("%s (violation %d of %d)", detail, n, MaxViolations), closed)
 }
 
 // rememberCommand records an agent command id; it reports false when the id

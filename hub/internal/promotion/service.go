@@ -106,7 +106,15 @@ func (s *Service) Kick() {
 	}
 }
 
+// auditTimeout bounds writing one audit entry after the action it records.
+const auditTimeout = 10 * time.Second
+
+// record appends ev to the audit trail. The action it records is done, so
+// the entry is written even if the caller's context has ended meanwhile
+// (a link call whose connection dropped after the state change).
 func (s *Service) record(ctx context.Context, ev audit.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
 	if _, err := s.audit.Record(ctx, ev); err != nil {
 		s.log.Error("audit entry could not be written; the action itself was done",
 			"event", ev.Event, "promotion_id", ev.PromotionID, "actor", ev.Actor, "detail", ev.Detail, "err", err)

@@ -41,6 +41,25 @@ func (o *linkOps) register(ep *link.Endpoint) {
 	ep.Handle(protocol.OpRequestPromotion, o.request)
 	ep.Handle(protocol.OpReportDecision, o.decide)
 	ep.Handle(protocol.OpListPromotions, o.list)
+	ep.OnSecurityEvent(o.securityEvent)
+}
+
+// securityEvent audits an agent's misbehaviour on its link as a refused
+// access: a message only the hub sends, a command id replayed, a reply to a
+// command never sent, a message flood or too many bad messages. Refusals of
+// the operations above (link.KindRefused) were audited where they happened.
+func (o *linkOps) securityEvent(ctx context.Context, ev link.SecurityEvent) {
+	if ev.Kind == link.KindRefused {
+		return
+	}
+	detail := "link " + ev.Kind + " violation: " + ev.Detail
+	if ev.Closed {
+		detail += "; link closed with 1008"
+	}
+	// The link's reader waits for this write; bound it.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	o.denied(ctx, ev.Peer, "", detail)
 }
 
 func (o *linkOps) targets(ctx context.Context, p link.Peer, _ json.RawMessage) (any, error) {

@@ -32,6 +32,8 @@ func payloadOf(t protocol.Type) any {
 		return &protocol.Reply{}
 	case protocol.TypeGoodbye:
 		return &protocol.Goodbye{}
+	case protocol.TypeError:
+		return &protocol.Error{}
 	}
 	return nil
 }
@@ -123,7 +125,7 @@ func CheckGolden(t *testing.T, dir string) {
 			}
 		})
 	}
-	for _, typ := range []protocol.Type{protocol.TypeHello, protocol.TypeHelloReply, protocol.TypeHealthCheck, protocol.TypeCommand, protocol.TypeReply, protocol.TypeGoodbye} {
+	for _, typ := range []protocol.Type{protocol.TypeHello, protocol.TypeHelloReply, protocol.TypeHealthCheck, protocol.TypeCommand, protocol.TypeReply, protocol.TypeGoodbye, protocol.TypeError} {
 		if !types[typ] {
 			t.Errorf("no golden file for message type %s", typ)
 		}
