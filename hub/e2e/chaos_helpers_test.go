@@ -307,10 +307,11 @@ func (a *apim) stats(t *testing.T) simStats {
 
 // allPromotions lists every promotion of demo, page by page.
 func allPromotions(ctx context.Context, url, token string) ([]hubPromotionFull, error) {
+	const pageSize = 100 // the hub's largest page
 	var all []hubPromotionFull
-	for off := 0; ; off += 1000 {
+	for off := 0; ; off += pageSize {
 		var page struct{ Items []hubPromotionFull }
-		st, err := tryJSON(ctx, "GET", fmt.Sprintf("%s/api/v1/orgs/demo/promotions?limit=100&offset=%d", url, off), token, nil, &page)
+		st, err := tryJSON(ctx, "GET", fmt.Sprintf("%s/api/v1/orgs/demo/promotions?limit=%d&offset=%d", url, pageSize, off), token, nil, &page)
 		if err != nil {
 			return nil, err
 		}
@@ -318,7 +319,7 @@ func allPromotions(ctx context.Context, url, token string) ([]hubPromotionFull, 
 			return nil, fmt.Errorf("list promotions: %d", st)
 		}
 		all = append(all, page.Items...)
-		if len(page.Items) < 1000 {
+		if len(page.Items) < pageSize {
 			return all, nil
 		}
 	}
