@@ -59,7 +59,7 @@ var chaosClient = &http.Client{Timeout: 15 * time.Second}
 
 // tryJSON is doJSON for peers that may die: it returns transport errors
 // instead of failing the test, and never fails on the body.
-func tryJSON(ctx context.Context, method, url, token string, body, out any) (int, error) {
+func tryJSON(ctx context.Context, method, url, token string, body, out any, header ...string) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -77,6 +77,9 @@ func tryJSON(ctx context.Context, method, url, token string, body, out any) (int
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := chaosClient.Do(req)
 	if err != nil {
@@ -184,8 +187,9 @@ func (s *submitter) run(ctx context.Context) {
 	for _, id := range s.apiIDs {
 		for ctx.Err() == nil {
 			var p hubPromotion
+			// One key per API: a retry is the same request.
 			st, err := tryJSON(ctx, "POST", s.url+"/api/v1/orgs/demo/promotions", s.token,
-				map[string]string{"apiId": id, "sourceEnv": "Dev", "targetEnv": "Prod"}, &p)
+				map[string]string{"apiId": id, "sourceEnv": "Dev", "targetEnv": "Prod"}, &p, "Idempotency-Key", "chaos-"+id)
 			s.mu.Lock()
 			retry := false
 			switch {

@@ -45,6 +45,37 @@ func (h *hub) call(t *testing.T, method, path string, body, out any) int {
 	return doJSON(t, method, h.url+path, h.token, body, out)
 }
 
+// auditEntry is one entry of an organization's audit trail.
+type auditEntry struct {
+	Seq                                      int64
+	Event, Actor, Detail, PromotionID, EnvID string
+}
+
+// audit reads org's whole audit trail, page by page (the hub answers at
+// most 100 entries a page).
+func (h *hub) audit(t *testing.T, org string) []auditEntry {
+	t.Helper()
+	var all []auditEntry
+	var after int64
+	for pages := 0; pages < 10000; pages++ {
+		var page struct {
+			Items        []auditEntry
+			NextAfterSeq int64
+		}
+		path := fmt.Sprintf("/api/v1/orgs/%s/audit?limit=100&afterSeq=%d", org, after)
+		if st := h.call(t, "GET", path, nil, &page); st != http.StatusOK {
+			t.Fatalf("GET %s: status %d", path, st)
+		}
+		all = append(all, page.Items...)
+		if page.NextAfterSeq == 0 {
+			return all
+		}
+		after = page.NextAfterSeq
+	}
+	t.Fatal("the audit trail did not end")
+	return nil
+}
+
 // doJSON is testbed.DoJSON that returns the status only.
 func doJSON(t *testing.T, method, url, token string, body, out any) int {
 	t.Helper()

@@ -77,12 +77,8 @@ func TestRolesEndToEnd(t *testing.T) {
 	w.waitStatus(t, p.ID, "ACCEPTED")
 
 	// The trail names the users, and the publisher's refusal.
-	var trail struct {
-		Items []struct{ Event, Actor, Detail string }
-	}
-	w.hub.call(t, "GET", "/api/v1/orgs/demo/audit?limit=1000", nil, &trail)
 	want := map[string]bool{"PROMOTION_CREATED by user:olga": false, "PROMOTION_ACCEPTED by user:e2e-admin": false, "ACCESS_DENIED by user:pat": false}
-	for _, e := range trail.Items {
+	for _, e := range w.hub.audit(t, "demo") {
 		if _, ok := want[e.Event+" by "+e.Actor]; ok {
 			want[e.Event+" by "+e.Actor] = true
 		}

@@ -229,12 +229,8 @@ func TestPromoteAcceptUpdateReject(t *testing.T) {
 	})
 
 	// The trail shows every step and verifies.
-	var trail struct {
-		Items []struct{ Event, PromotionID string }
-	}
-	w.hub.call(t, "GET", "/api/v1/orgs/demo/audit?limit=1000", nil, &trail)
 	seen := map[string]int{}
-	for _, e := range trail.Items {
+	for _, e := range w.hub.audit(t, "demo") {
 		seen[e.Event]++
 	}
 	for ev, n := range map[string]int{"PROMOTION_CREATED": 3, "PROMOTION_DELIVERED": 3, "PROMOTION_ACCEPTED": 2, "PROMOTION_REJECTED": 1} {

@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -58,7 +59,8 @@ func main() {
 	}
 }
 
-func do(method, url, token string, body, out any) (int, error) {
+// do makes a JSON call; headers are extra name, value pairs.
+func do(method, url, token string, body, out any, headers ...string) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -76,6 +78,9 @@ func do(method, url, token string, body, out any) (int, error) {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -120,7 +125,9 @@ func seed(o options) ([]string, error) {
 
 func one(o options, apiID string) result {
 	var p promotion
-	if _, err := do("POST", o.hub+"/api/v1/orgs/"+o.org+"/promotions", o.token, map[string]string{"apiId": apiID, "sourceEnv": "Dev", "targetEnv": "Prod"}, &p); err != nil {
+	// The hub requires an Idempotency-Key to create a promotion.
+	if _, err := do("POST", o.hub+"/api/v1/orgs/"+o.org+"/promotions", o.token, map[string]string{"apiId": apiID, "sourceEnv": "Dev", "targetEnv": "Prod"}, &p,
+		"Idempotency-Key", rand.Text()); err != nil {
 		return result{err: err}
 	}
 	// Accept as soon as the task is at the Prod agent.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/auth"
@@ -44,6 +45,7 @@ type Store interface {
 	CreateRole(ctx context.Context, r state.Role) error
 	ListRoles(ctx context.Context, orgID string) ([]state.Role, error)
 	DeleteRole(ctx context.Context, orgID string, scope state.Scope, name string) error
+	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
 }
 
 // Authority issues and verifies user sessions and computes permissions.
@@ -94,8 +96,12 @@ type Deps struct {
 	Audit      Audit
 	Authority  Authority
 	Link       http.Handler // the agents' WebSocket endpoint
-	Metrics    http.Handler // Prometheus exposition
-	PublicURL  string       // how agents reach the hub, for the agent command line
+	// Metrics is the Prometheus exposition served at /metrics; nil serves
+	// none (the hub's --metrics-addr puts it on an operator listener).
+	Metrics http.Handler
+	// Registerer takes the API's own collectors; nil keeps them private.
+	Registerer prometheus.Registerer
+	PublicURL  string // how agents reach the hub, for the agent command line
 	Logger     *slog.Logger
 	// Argon2 are the cost parameters of new password hashes; zero means
 	// auth.DefaultArgon2.
@@ -124,15 +130,35 @@ type API struct {
 
 	tokenLimits *limiters // per authenticated caller; nil is unlimited
 	idem        *idempotency
+	m           *metrics
 }
 
-// MaxBodyBytes bounds every REST request body.
-const MaxBodyBytes = 1 << 20
+// Request body limits: the promotion-creating route may carry an API
+// definition; every other route takes a small JSON object.
+const (
+	// MaxBodyBytes bounds the body of every route but the promotion ones.
+	MaxBodyBytes = 64 << 10
+	// MaxPromotionBodyBytes bounds the body of a promotion-creating route.
+	MaxPromotionBodyBytes = 4 << 20
+)
+
+// promotionRoutes are the routes that create promotions: they take the
+// larger body and require an Idempotency-Key.
+var promotionRoutes = map[string]bool{
+	"POST /api/v1/orgs/:org/promotions": true,
+}
 
 // New builds the API and its router.
 func New(d Deps) (*API, error) {
-	if d.Store == nil || d.Fleet == nil || d.Promotions == nil || d.Audit == nil || d.Authority == nil || d.Link == nil || d.Metrics == nil || d.Logger == nil {
-		return nil, errors.New("api: store, fleet, promotions, audit, authority, link, metrics and logger are required")
+	if d.Store == nil || d.Fleet == nil || d.Promotions == nil || d.Audit == nil || d.Authority == nil || d.Link == nil || d.Logger == nil {
+		return nil, errors.New("api: store, fleet, promotions, audit, authority, link and logger are required")
+	}
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	if d.Argon2 == (auth.Argon2Params{}) {
 		d.Argon2 = auth.DefaultArgon2
@@ -144,18 +170,24 @@ func New(d Deps) (*API, error) {
 	gin.SetMode(gin.ReleaseMode)
 	a := &API{store: d.Store, fleet: d.Fleet, promotions: d.Promotions, audit: d.Audit, authority: d.Authority,
 		publicURL: d.PublicURL, log: d.Logger.With("component", "api"), argon2: d.Argon2, dummyHash: dummy,
-		tokenLimits: newLimiters(d.Limits.Token)}
+		tokenLimits: newLimiters(d.Limits.Token), m: m}
 	a.idem = newIdempotency(a.authority.Now)
 	signIn, linkIP := a.limitIP(newLimiters(d.Limits.SignIn)), a.limitIP(newLimiters(d.Limits.Link))
 	r := gin.New()
-	r.Use(gin.Recovery(), a.limitBody)
+	r.Use(gin.Recovery(), limitHeaders, a.limitBody)
+	// A method a path does not take answers 405 (with Allow), never 404:
+	// the audit routes in particular take GET only.
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { a.problem(c, "not_found", "no such endpoint") })
-	r.NoMethod(func(c *gin.Context) { a.problem(c, "invalid", "method not allowed on this endpoint") })
+	r.NoMethod(func(c *gin.Context) {
+		writeProblem(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on this endpoint")
+	})
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
-	r.GET("/metrics", gin.WrapH(d.Metrics))
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics))
+	}
 	agentCert := func(c *gin.Context) { c.Next() }
 	if d.RequireClientCert {
 		agentCert = a.requireClientCert
@@ -205,6 +237,20 @@ func New(d Deps) (*API, error) {
 // Handler returns the API's http.Handler.
 func (a *API) Handler() http.Handler { return a.router }
 
+// Route is a registered method and path pattern, e.g. GET
+// /api/v1/orgs/:org/audit.
+type Route struct{ Method, Path string }
+
+// Routes lists every registered route, so that tests can check the whole
+// surface (for instance, that nothing writes to the audit trail).
+func (a *API) Routes() []Route {
+	var out []Route
+	for _, r := range a.router.Routes() {
+		out = append(out, Route{Method: r.Method, Path: r.Path})
+	}
+	return out
+}
+
 // requireClientCert refuses a request whose TLS handshake verified no
 // client certificate.
 func (a *API) requireClientCert(c *gin.Context) {
@@ -215,12 +261,25 @@ func (a *API) requireClientCert(c *gin.Context) {
 	c.Next()
 }
 
+// bodyLimit is the body limit of the request's route.
+func bodyLimit(c *gin.Context) int64 {
+	if promotionRoutes[c.Request.Method+" "+c.FullPath()] {
+		return MaxPromotionBodyBytes
+	}
+	return MaxBodyBytes
+}
+
+// limitBody refuses a declared length over the route's limit before
+// reading anything, and cuts an undeclared (chunked) body at the limit.
 func (a *API) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > MaxBodyBytes {
-		a.problem(c, "too_large", "request body exceeds 1 MiB")
+	limit := bodyLimit(c)
+	if c.Request.ContentLength > limit {
+		// Do not keep the connection to drain a body nobody will read.
+		c.Header("Connection", "close")
+		a.fail(c, tooLarge(limit))
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -74,10 +75,15 @@ const touchEvery = time.Minute
 // effect at the hub at once; a disabled or deleted user is refused at once,
 // whatever the credential.
 func (a *API) authenticate(c *gin.Context) {
-	tok, ok := auth.Bearer(c.GetHeader("Authorization"))
+	header := c.GetHeader("Authorization")
+	tok, ok := auth.Bearer(header)
 	if !ok {
-		c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
-		a.problem(c, protocol.CodeUnauthorized, "send an API token or a session as 'Authorization: Bearer …'")
+		reason := "missing"
+		if header != "" {
+			reason = "malformed"
+		}
+		a.m.authRejected.WithLabelValues(reason).Inc()
+		a.unauthenticated(c, "send an API token or a session as 'Authorization: Bearer <token>'")
 		return
 	}
 	var (
@@ -96,8 +102,20 @@ func (a *API) authenticate(c *gin.Context) {
 		p, err = a.tokenPrincipal(c, tok)
 	}
 	if err != nil {
+		reason := "other"
+		var rf *refused
+		if errors.As(err, &rf) {
+			reason = rf.reason
+		}
+		a.m.authRejected.WithLabelValues(reason).Inc()
 		if protocol.CodeOf(err) == protocol.CodeUnauthorized {
-			c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
+			var pe *protocol.Error
+			detail := "invalid credential"
+			if errors.As(err, &pe) {
+				detail = pe.Message
+			}
+			a.unauthenticated(c, detail)
+			return
 		}
 		a.fail(c, err)
 		return
@@ -106,6 +124,22 @@ func (a *API) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// unauthenticated answers 401 unauthenticated with the Bearer challenge.
+func (a *API) unauthenticated(c *gin.Context, detail string) {
+	c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
+	writeProblem(c, http.StatusUnauthorized, "unauthenticated", detail)
+}
+
+// refused is a credential's refusal with its reason for
+// ferry_hub_auth_rejected_total.
+type refused struct {
+	reason string
+	err    error
+}
+
+func (r *refused) Error() string { return r.err.Error() }
+func (r *refused) Unwrap() error { return r.err }
+
 // errBadSession is the refusal of a session that does not verify.
 var errBadSession = protocol.Errorf(protocol.CodeUnauthorized, "invalid or expired session; sign in again")
 
@@ -113,7 +147,7 @@ var errBadSession = protocol.Errorf(protocol.CodeUnauthorized, "invalid or expir
 func (a *API) sessionPrincipal(c *gin.Context, tok string) (Principal, error) {
 	claims, err := a.authority.Verify(tok, "", a.authority.Now())
 	if err != nil {
-		return Principal{}, errBadSession
+		return Principal{}, &refused{"session", errBadSession}
 	}
 	u, err := a.activeUser(c, claims.Org, claims.Subject)
 	if err != nil {
@@ -128,13 +162,26 @@ func (a *API) sessionPrincipal(c *gin.Context, tok string) (Principal, error) {
 func (a *API) tokenPrincipal(c *gin.Context, tok string) (Principal, error) {
 	// Ferry-made tokens carry a checksum: refuse typos and forgeries before
 	// any lookup. An operator-chosen FERRY_ADMIN_TOKEN has no prefix.
-	if strings.HasPrefix(tok, "ferry_") && auth.Check(auth.KindAPIToken, tok) != nil {
-		return Principal{}, protocol.Errorf(protocol.CodeUnauthorized, "not a valid Ferry API token (bad prefix or checksum)")
-	}
 	ctx := c.Request.Context()
+	if strings.HasPrefix(tok, "ferry_") && auth.Check(auth.KindAPIToken, tok) != nil {
+		// An agent's installation credential is a real credential, but
+		// not for this API: 403 when the hub issued it.
+		if auth.Check(auth.KindCredential, tok) == nil {
+			_, err := a.store.InstallationByCredential(ctx, auth.Hash(tok))
+			switch {
+			case err == nil:
+				return Principal{}, &refused{"installation_credential",
+					protocol.Errorf(protocol.CodeForbidden, "an installation credential authenticates an agent's link only; use an API token or a session")}
+			case !errors.Is(err, state.ErrNotFound):
+				return Principal{}, err
+			}
+			return Principal{}, &refused{"unknown", protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")}
+		}
+		return Principal{}, &refused{"checksum", protocol.Errorf(protocol.CodeUnauthorized, "not a valid Ferry API token (bad prefix or checksum)")}
+	}
 	t, err := a.store.APITokenByHash(ctx, auth.Hash(tok))
 	if errors.Is(err, state.ErrNotFound) {
-		return Principal{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown or revoked API token")
+		return Principal{}, &refused{"unknown", protocol.Errorf(protocol.CodeUnauthorized, "unknown or revoked API token")}
 	}
 	if err != nil {
 		return Principal{}, err
@@ -142,9 +189,9 @@ func (a *API) tokenPrincipal(c *gin.Context, tok string) (Principal, error) {
 	now := a.authority.Now()
 	switch {
 	case !t.RevokedAt.IsZero():
-		return Principal{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown or revoked API token")
+		return Principal{}, &refused{"revoked", protocol.Errorf(protocol.CodeUnauthorized, "unknown or revoked API token")}
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-		return Principal{}, protocol.Errorf(protocol.CodeUnauthorized, "API token expired; create a new one")
+		return Principal{}, &refused{"expired", protocol.Errorf(protocol.CodeUnauthorized, "API token expired; create a new one")}
 	case t.OrgID == "" && t.UserID == "":
 		return Principal{TokenID: t.ID, Name: t.Name}, nil
 	case t.OrgID == "" || t.UserID == "":

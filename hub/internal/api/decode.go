@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,9 +30,17 @@ func decode(c *gin.Context, v any) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return protocol.Errorf(protocol.CodeTooLarge, "request body exceeds 1 MiB")
+			return tooLarge(mbe.Limit)
 		}
 		return protocol.Errorf(protocol.CodeInvalid, "could not read the request body")
+	}
+	// encoding/json replaces invalid UTF-8 silently and recurses as deep
+	// as the input goes: refuse both before decoding.
+	if !utf8.Valid(body) {
+		return &badBody{code: "malformed_json", detail: "the request body is not valid UTF-8"}
+	}
+	if err := checkDepth(body, MaxJSONDepth); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -47,6 +56,53 @@ func decode(c *gin.Context, v any) error {
 		return &badBody{code: "malformed_json", detail: "body must hold exactly one JSON object"}
 	}
 	return nil
+}
+
+// MaxJSONDepth is the deepest nesting of objects and arrays a request body
+// may have.
+const MaxJSONDepth = 128
+
+// checkDepth refuses a body nested deeper than max. It scans the bytes
+// once with a depth counter, skipping strings, and builds nothing, so a
+// body of 10,000 opening brackets is refused in microseconds. It does not
+// validate the JSON: the decoder does that afterwards.
+func checkDepth(body []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for _, b := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			}
+		case b == '"':
+			inString = true
+		case b == '{' || b == '[':
+			if depth++; depth > max {
+				return &badBody{code: "too_deep", detail: fmt.Sprintf("JSON nested more than %d levels deep", max)}
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// tooLarge is the refusal of a body over limit bytes.
+func tooLarge(limit int64) error {
+	return protocol.Errorf(protocol.CodeTooLarge, "request body exceeds "+sizeText(limit))
+}
+
+// sizeText writes a byte count as KiB or MiB.
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 // badBody is a 400 refusal of a body that does not decode, with a code

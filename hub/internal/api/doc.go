@@ -52,17 +52,37 @@
 //	POST|GET          /tokens                GET filter: ?userId=
 //	DELETE            /tokens/{id}           revokes; answers the token
 //
-// Bad input changes nothing. Bodies decode strictly (application/json only,
-// else 415; at most 1 MiB, else 413; one object; unknown and server-owned
-// fields refused as 400 unknown_field; broken JSON as 400 malformed_json).
+// Bad input changes nothing. Bodies decode strictly: application/json only
+// (else 415); at most 4 MiB on POST /promotions and 64 KiB everywhere else
+// (else 413 too_large, from the declared length before any of the body is
+// read); valid UTF-8 and one JSON value (else 400 malformed_json); nested
+// at most 128 levels deep (else 400 too_deep, found by a scan before
+// decoding); unknown and server-owned fields refused as 400 unknown_field.
+// A header block over 8 KiB is 431; a method a route does not take is 405
+// method_not_allowed (the audit routes take GET only).
+//
+// Every list takes limit (1-100, default 100) and offset (0-1000000) and
+// answers at most 100 items; a bad value is 400 invalid_parameter. A full
+// page carries nextOffset (the audit trail: nextAfterSeq, paged with
+// afterSeq).
+//
+// A missing, empty, padded or non-Bearer Authorization header, and an
+// unknown, revoked or expired credential, answer 401 unauthenticated with
+// WWW-Authenticate: Bearer. A Ferry token with a bad checksum is refused
+// before any lookup. An agent's installation credential answers 403: it is
+// for the link only. ferry_hub_auth_rejected_total{reason} counts the
+// refusals.
+//
 // Each authenticated caller (token or session) has a token bucket, and so
 // has each peer IP on sign-in, enroll and the link upgrade; an empty bucket
 // answers 429 rate_limited with Retry-After. X-Forwarded-For is ignored.
 // Creating requests (POST /orgs, /environments, /link-tokens, /promotions,
-// /users, /tokens) honour an Idempotency-Key header: a retry by the same
-// caller with the same request replays the first answer (with
-// Idempotent-Replayed: true); the same key with another request is 422
-// idempotency_key_reused; one still running is 409 idempotency_key_in_use.
+// /users, /tokens) honour an Idempotency-Key header (1-128 printable ASCII
+// characters), and POST /promotions requires one (else 400
+// idempotency_key_required): a retry by the same caller with the same
+// request replays the first answer (with Idempotent-Replayed: true); the
+// same key with another request is 422 idempotency_key_mismatch; one still
+// running is 409 idempotency_key_in_use with Retry-After.
 //
 // Handlers are safe for concurrent use. The API's only state is in memory:
 // the rate limiters and the idempotency records (bounded, with a TTL), each

@@ -84,7 +84,10 @@ func (a *API) fail(c *gin.Context, err error) {
 	var ac *ActiveConflict
 	var um *unsupportedMedia
 	var bb *badBody
+	var bp *badParam
 	switch {
+	case errors.As(err, &bp):
+		p.Status, p.Title, p.Code, p.Detail = http.StatusBadRequest, http.StatusText(http.StatusBadRequest), "invalid_parameter", bp.detail
 	case errors.As(err, &bb):
 		p.Status, p.Title, p.Code, p.Detail = http.StatusBadRequest, http.StatusText(http.StatusBadRequest), bb.code, bb.detail
 	case errors.As(err, &um):

@@ -77,9 +77,12 @@ type EnrollResponse struct {
 	Credential     string `json:"credential"`
 }
 
-// List is a page of items.
+// List is a page of at most MaxPageSize items.
 type List[T any] struct {
 	Items []T `json:"items"`
+	// NextOffset is the offset of the next page; zero (omitted) means
+	// there is none.
+	NextOffset int `json:"nextOffset,omitempty"`
 }
 
 func orgDTO(o state.Org) OrgDTO { return OrgDTO{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt} }
@@ -120,7 +123,7 @@ func (a *API) listOrgs(c *gin.Context) {
 			out.Items = append(out.Items, orgDTO(o))
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) getOrg(c *gin.Context) { c.JSON(http.StatusOK, orgDTO(orgOf(c))) }
@@ -155,7 +158,7 @@ func (a *API) listEnvironments(c *gin.Context) {
 	for _, e := range envs {
 		out.Items = append(out.Items, envDTO(e))
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) createLinkToken(c *gin.Context) {
@@ -221,7 +224,7 @@ func (a *API) listInstallations(c *gin.Context) {
 		}
 		out.Items = append(out.Items, d)
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) enroll(c *gin.Context) {

@@ -145,15 +145,22 @@ func (w *capture) WriteString(s string) (int, error) {
 }
 
 // idempotent is middleware for creating requests. Without an
-// Idempotency-Key it does nothing. With one, a retry by the same caller
-// with the same method, path and body gets the original status and body
-// (and Idempotent-Replayed: true); the same key with a different request
-// is refused with 422 idempotency_key_reused, and a retry while the first
-// is still running with 409 idempotency_key_in_use. Answers that are not
-// final (5xx, 429) are not kept, so a retry runs again.
+// Idempotency-Key it does nothing, except on the promotion-creating routes,
+// which require one (400 idempotency_key_required). With one, a retry by
+// the same caller with the same method, path and body gets the original
+// status and body (and Idempotent-Replayed: true); the same key with a
+// different request is refused with 422 idempotency_key_mismatch, and a
+// retry while the first is still running with 409 idempotency_key_in_use
+// and Retry-After. Answers that are not final (5xx, 429) are not kept, so
+// a retry runs again.
 func (a *API) idempotent(c *gin.Context) {
 	key := c.GetHeader("Idempotency-Key")
 	if key == "" {
+		if promotionRoutes[c.Request.Method+" "+c.FullPath()] {
+			writeProblem(c, http.StatusBadRequest, "idempotency_key_required",
+				"creating a promotion needs an Idempotency-Key header (1-128 printable ASCII characters, e.g. a UUID); retry with the same key")
+			return
+		}
 		c.Next()
 		return
 	}
@@ -165,7 +172,7 @@ func (a *API) idempotent(c *gin.Context) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			a.problem(c, "too_large", "request body exceeds 1 MiB")
+			a.fail(c, tooLarge(mbe.Limit))
 			return
 		}
 		a.problem(c, "invalid", "could not read the request body")
@@ -185,7 +192,7 @@ func (a *API) idempotent(c *gin.Context) {
 	rec, err := a.idem.begin(rkey, sum)
 	switch {
 	case errors.Is(err, errIdemReused):
-		writeProblem(c, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+		writeProblem(c, http.StatusUnprocessableEntity, "idempotency_key_mismatch", "this Idempotency-Key was used with a different request")
 		return
 	case errors.Is(err, errIdemInFlight):
 		c.Header("Retry-After", "1")

@@ -184,6 +184,9 @@ func (a *API) listPromotions(c *gin.Context) {
 	for _, p := range list {
 		out.Items = append(out.Items, a.promotionDTO(p))
 	}
+	if len(list) == limit {
+		out.NextOffset = offset + limit
+	}
 	c.JSON(http.StatusOK, out)
 }
 
@@ -227,26 +230,6 @@ func (a *API) cancelPromotion(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, a.promotionDTO(p))
-}
-
-// paging reads limit (1-1000, default 100) and offset (≥ 0).
-func paging(c *gin.Context) (int, int, error) {
-	limit, offset := 100, 0
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, 0, protocol.Errorf(protocol.CodeInvalid, "limit must be between 1 and 1000")
-		}
-		limit = n
-	}
-	if v := c.Query("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1_000_000 {
-			return 0, 0, protocol.Errorf(protocol.CodeInvalid, "offset must be between 0 and 1000000")
-		}
-		offset = n
-	}
-	return limit, offset, nil
 }
 
 func (a *API) listAudit(c *gin.Context) {

@@ -195,7 +195,7 @@ func (a *API) listRoleBindings(c *gin.Context) {
 	for _, b := range bs {
 		out.Items = append(out.Items, bindingDTO(b))
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) deleteRoleBinding(c *gin.Context) {
@@ -267,7 +267,7 @@ func (a *API) listRoles(c *gin.Context) {
 	for _, r := range custom {
 		out.Items = append(out.Items, customDTO(r))
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 // deleteRole deletes a custom role that no binding uses. (A binding made at

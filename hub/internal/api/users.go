@@ -163,7 +163,7 @@ func (a *API) listUsers(c *gin.Context) {
 	for _, u := range users {
 		out.Items = append(out.Items, userDTO(u))
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) getUser(c *gin.Context) {
@@ -294,7 +294,7 @@ func (a *API) listTokens(c *gin.Context) {
 	for _, t := range toks {
 		out.Items = append(out.Items, tokenDTO(t))
 	}
-	c.JSON(http.StatusOK, out)
+	sendPage(a, c, out.Items)
 }
 
 func (a *API) revokeToken(c *gin.Context) {

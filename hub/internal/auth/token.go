@@ -88,11 +88,20 @@ func checksum(body string) string {
 }
 
 // Bearer extracts the token from an "Authorization: Bearer X" header value.
+// The scheme is case-insensitive and followed by exactly one space; the
+// token is the rest, non-empty and without whitespace or control
+// characters, so a padded, empty or wrong-scheme header is refused rather
+// than repaired.
 func Bearer(header string) (string, bool) {
 	const p = "Bearer "
-	if len(header) < len(p) || !strings.EqualFold(header[:len(p)], p) {
+	if len(header) <= len(p) || !strings.EqualFold(header[:len(p)], p) {
 		return "", false
 	}
-	t := strings.TrimSpace(header[len(p):])
-	return t, t != ""
+	t := header[len(p):]
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] == 0x7f {
+			return "", false
+		}
+	}
+	return t, true
 }

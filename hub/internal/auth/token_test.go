@@ -60,6 +60,13 @@ func TestBearer(t *testing.T) {
 		{"Basic abc", "", false},
 		{"Bearer ", "", false},
 		{"", "", false},
+		{"Bearer   ", "", false},
+		{"Bearer  abc", "", false},
+		{"Bearer abc ", "", false},
+		{"Bearer a\tbc", "", false},
+		{"Bearerabc", "", false},
+		{"Token abc", "", false},
+		{"abc", "", false},
 	}
 	for _, tt := range tests {
 		got, ok := Bearer(tt.in)

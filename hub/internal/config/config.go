@@ -19,7 +19,11 @@ import (
 
 // Config is the hub's configuration.
 type Config struct {
-	Listen      string // host:port of the REST API and link endpoint
+	Listen string // host:port of the REST API and link endpoint
+	// MetricsAddr is the host:port of an operator listener that serves
+	// /metrics alone (FERRY_METRICS_ADDR); empty serves /metrics on
+	// Listen, as before.
+	MetricsAddr string
 	DataDir     string // embedded store and generated admin token
 	MongoURI    string // empty selects the embedded SQLite store
 	PublicURL   string // how agents reach the hub; empty derives it from requests
@@ -36,6 +40,9 @@ type Config struct {
 	PongWait     time.Duration
 	// Redelivery is how often undelivered promotions are retried.
 	Redelivery time.Duration
+	// ReadHeaderTimeout is how long a connection may take to send a
+	// request's headers before it is closed (slowloris protection).
+	ReadHeaderTimeout time.Duration
 
 	// TLS: with TLSCert and TLSKey (PEM files) the listener serves HTTPS
 	// and WSS only. ClientCA (a PEM bundle) additionally requires agents'
@@ -90,9 +97,10 @@ func Default() Config {
 	return Config{
 		Listen: "127.0.0.1:8080", DataDir: "./data/hub", LogLevel: slog.LevelInfo, LogFormat: "text",
 		PingInterval: 10 * time.Second, PongWait: 30 * time.Second, Redelivery: 5 * time.Second,
-		RateLimitToken:  RateLimit{Rate: 20, Burst: 40},
-		RateLimitSignIn: RateLimit{Rate: 5, Burst: 10},
-		RateLimitLink:   RateLimit{Rate: 10, Burst: 60},
+		ReadHeaderTimeout: 10 * time.Second,
+		RateLimitToken:    RateLimit{Rate: 20, Burst: 40},
+		RateLimitSignIn:   RateLimit{Rate: 5, Burst: 10},
+		RateLimitLink:     RateLimit{Rate: 10, Burst: 60},
 	}
 }
 
@@ -106,6 +114,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 	}
 	env("FERRY_LISTEN", &c.Listen)
+	env("FERRY_METRICS_ADDR", &c.MetricsAddr)
 	env("FERRY_DATA_DIR", &c.DataDir)
 	env("FERRY_MONGO_URI", &c.MongoURI)
 	env("FERRY_PUBLIC_URL", &c.PublicURL)
@@ -119,7 +128,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	for _, d := range []struct {
 		v   string
 		dst *time.Duration
-	}{{pingEnv, &c.PingInterval}, {pongEnv, &c.PongWait}, {getenv("FERRY_REDELIVERY_INTERVAL"), &c.Redelivery}} {
+	}{{pingEnv, &c.PingInterval}, {pongEnv, &c.PongWait}, {getenv("FERRY_REDELIVERY_INTERVAL"), &c.Redelivery},
+		{getenv("FERRY_READ_HEADER_TIMEOUT"), &c.ReadHeaderTimeout}} {
 		if d.v == "" {
 			continue
 		}
@@ -144,6 +154,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs := flag.NewFlagSet("ferry-hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the REST API and agent link (FERRY_LISTEN)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of an operator listener serving /metrics only; empty serves /metrics on --listen (FERRY_METRICS_ADDR)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time a client has to send a request's headers (FERRY_READ_HEADER_TIMEOUT)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store and generated admin token (FERRY_DATA_DIR)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", c.MongoURI, "MongoDB URI; empty uses the embedded SQLite store (FERRY_MONGO_URI)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL agents use to reach the hub (FERRY_PUBLIC_URL)")
@@ -175,6 +187,16 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: want host:port", c.Listen))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics-addr %q: want host:port", c.MetricsAddr))
+		} else if c.MetricsAddr == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			errs = append(errs, errors.New("metrics-addr must differ from listen"))
+		}
+	}
+	if c.ReadHeaderTimeout <= 0 || c.ReadHeaderTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("read-header-timeout %s: want more than 0 and at most 5m", c.ReadHeaderTimeout))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is required"))

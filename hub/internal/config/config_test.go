@@ -3,6 +3,7 @@ package config
 import (
 	"io"
 	"testing"
+	"time"
 )
 
 func TestLoadPrecedence(t *testing.T) {
@@ -76,6 +77,32 @@ func TestTLSFlags(t *testing.T) {
 		"cert without key":  {"--tls-cert", "c.pem"},
 		"key without cert":  {"--tls-key", "k.pem"},
 		"client CA, no TLS": {"--client-ca", "ca.pem"},
+	} {
+		if _, err := Load(args, none, io.Discard); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestListenerSettings(t *testing.T) {
+	none := func(string) string { return "" }
+	if d := Default(); d.ReadHeaderTimeout != 10*time.Second || d.MetricsAddr != "" {
+		t.Errorf("defaults: read-header-timeout %s, metrics-addr %q; want 10s and none", d.ReadHeaderTimeout, d.MetricsAddr)
+	}
+	env := map[string]string{"FERRY_METRICS_ADDR": "127.0.0.1:9100", "FERRY_READ_HEADER_TIMEOUT": "3s"}
+	c, err := Load(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.MetricsAddr != "127.0.0.1:9100" || c.ReadHeaderTimeout != 3*time.Second {
+		t.Errorf("env: metrics-addr %q, read-header-timeout %s, %v", c.MetricsAddr, c.ReadHeaderTimeout, err)
+	}
+	c, err = Load([]string{"--metrics-addr", "127.0.0.1:9200", "--read-header-timeout", "1s"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.MetricsAddr != "127.0.0.1:9200" || c.ReadHeaderTimeout != time.Second {
+		t.Errorf("flags over env: metrics-addr %q, read-header-timeout %s, %v", c.MetricsAddr, c.ReadHeaderTimeout, err)
+	}
+	for name, args := range map[string][]string{
+		"metrics-addr without port":   {"--metrics-addr", "nope"},
+		"metrics-addr same as listen": {"--metrics-addr", "127.0.0.1:8080"},
+		"zero read-header-timeout":    {"--read-header-timeout", "0s"},
+		"huge read-header-timeout":    {"--read-header-timeout", "1h"},
 	} {
 		if _, err := Load(args, none, io.Discard); err == nil {
 			t.Errorf("%s accepted", name)

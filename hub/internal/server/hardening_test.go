@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -156,8 +157,8 @@ func TestIdempotencyKeys(t *testing.T) {
 				t.Errorf("replay changed state: orgs %d→%d, envs %d→%d, promotions %d→%d", o, o2, e, e2, p, p2)
 			}
 			resp, b := post(testAdminToken, tc.path, tc.other, key)
-			if resp.StatusCode != http.StatusUnprocessableEntity || problemCode(t, resp, b) != "idempotency_key_reused" {
-				t.Errorf("other body, same key: status %d: %s; want 422 idempotency_key_reused", resp.StatusCode, b)
+			if resp.StatusCode != http.StatusUnprocessableEntity || problemCode(t, resp, b) != "idempotency_key_mismatch" {
+				t.Errorf("other body, same key: status %d: %s; want 422 idempotency_key_mismatch", resp.StatusCode, b)
 			}
 			if o2, e2, p2 := count(); o2 != o || e2 != e || p2 != p {
 				t.Errorf("refused reuse changed state: orgs %d→%d, envs %d→%d, promotions %d→%d", o, o2, e, e2, p, p2)
@@ -239,7 +240,13 @@ func TestStrictBodies(t *testing.T) {
 		return s + ","
 	}
 	big := []byte(`{"name":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`)
+	bigPromotion := []byte(`{"apiId":"` + strings.Repeat("x", api.MaxPromotionBodyBytes) + `"}`)
+	deep := []byte(strings.Repeat("[", api.MaxJSONDepth+1) + strings.Repeat("]", api.MaxJSONDepth+1))
 	for _, r := range routes {
+		oversized := big
+		if r.path == "/api/v1/orgs/acme/promotions" {
+			oversized = bigPromotion
+		}
 		cases := []struct {
 			name, ctype string
 			body        []byte
@@ -248,16 +255,19 @@ func TestStrictBodies(t *testing.T) {
 		}{
 			{"malformed JSON", "application/json", []byte(`{` + r.valid), 400, "malformed_json"},
 			{"trailing value", "application/json", []byte(`{` + r.valid + `} {}`), 400, "malformed_json"},
+			{"invalid UTF-8 in a string", "application/json", []byte(`{` + comma(r.valid) + `"x":"` + "\xff\xfe" + `"}`), 400, "malformed_json"},
+			{"invalid UTF-8 in a key", "application/json", []byte(`{"` + "\xc3\x28" + `":1}`), 400, "malformed_json"},
+			{"nested too deep", "application/json", []byte(`{` + comma(r.valid) + `"x":` + string(deep) + `}`), 400, "too_deep"},
 			{"unknown field", "application/json", []byte(`{` + comma(r.valid) + `"bogus":1}`), 400, "unknown_field"},
 			{"server-owned field", "application/json", []byte(`{` + comma(r.valid) + r.owned + `}`), 400, "unknown_field"},
-			{"oversized", "application/json", big, 413, "too_large"},
+			{"oversized", "application/json", oversized, 413, "too_large"},
 			{"text/plain", "text/plain", []byte(`{` + r.valid + `}`), 415, "unsupported_media_type"},
 			{"no content type", "", []byte(`{` + r.valid + `}`), 415, "unsupported_media_type"},
 		}
 		for _, tc := range cases {
 			t.Run(r.method+" "+r.path+"/"+tc.name, func(t *testing.T) {
 				before := observe()
-				resp, b := h.raw(r.token, r.method, r.path, tc.ctype, tc.body)
+				resp, b := h.raw(r.token, r.method, r.path, tc.ctype, tc.body, "Idempotency-Key", newIdempotencyKey())
 				if resp.StatusCode != tc.status {
 					t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, tc.status, b)
 				}
@@ -272,23 +282,94 @@ func TestStrictBodies(t *testing.T) {
 	}
 }
 
-// TestPaging checks the bounds of limit and offset on the list routes.
+// TestPaging checks the bounds of limit and offset on every list route
+// (D7, R16): limit is 1-100, anything else is 400 invalid_parameter, and
+// no list answers more than 100 items.
 func TestPaging(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t)
-	h.newOrg("acme")
-	for _, path := range []string{"/api/v1/orgs/acme/promotions", "/api/v1/orgs/acme/audit"} {
+	acme := h.newOrg("acme")
+	lists := []string{
+		"/api/v1/orgs", "/api/v1/orgs/acme/environments", "/api/v1/orgs/acme/installations",
+		"/api/v1/orgs/acme/promotions", "/api/v1/orgs/acme/audit", "/api/v1/orgs/acme/users",
+		"/api/v1/orgs/acme/role-bindings", "/api/v1/orgs/acme/roles", "/api/v1/orgs/acme/tokens",
+	}
+	for _, path := range lists {
 		for q, want := range map[string]int{
-			"limit=0": 400, "limit=-1": 400, "limit=abc": 400, "limit=1001": 400, "limit=1000000": 400,
+			"limit=0": 400, "limit=-1": 400, "limit=abc": 400, "limit=101": 400, "limit=1000": 400, "limit=1000000": 400,
+			"limit=": 400, "limit=1e2": 400, "limit=%2B5": 400,
 			"offset=-1": 400, "offset=abc": 400, "offset=1000001": 400,
-			"limit=1": 200, "limit=1000": 200, "offset=0": 200,
+			"limit=1": 200, "limit=100": 200, "offset=0": 200,
 		} {
 			if strings.HasSuffix(path, "audit") && strings.HasPrefix(q, "offset") {
 				continue // the audit list pages by sequence, not offset
 			}
-			if resp, b := h.raw(testAdminToken, "GET", path+"?"+q, "", nil); resp.StatusCode != want {
+			resp, b := h.raw(testAdminToken, "GET", path+"?"+q, "", nil)
+			if resp.StatusCode != want {
 				t.Errorf("GET %s?%s: status %d, want %d: %.200s", path, q, resp.StatusCode, want, b)
+				continue
+			}
+			if want == 400 {
+				if code := problemCode(t, resp, b); code != "invalid_parameter" {
+					t.Errorf("GET %s?%s: code %q, want invalid_parameter", path, q, code)
+				}
 			}
 		}
+	}
+
+	// More than a page of each: 130 promotions (and so 130+ audit
+	// entries) and 130 users with a token each.
+	ctx := t.Context()
+	for i := range 130 {
+		h.fixture(acme, "Prod", fmt.Sprintf("paged%d", i), "", "someone")
+		u := state.User{ID: fmt.Sprintf("usr_paged%d", i), OrgID: acme.ID, Username: fmt.Sprintf("paged%d", i)}
+		if err := h.store.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		tok := state.APIToken{ID: fmt.Sprintf("tok_paged%d", i), OrgID: acme.ID, UserID: u.ID, Hash: auth.Hash(u.ID), Name: "pat"}
+		if err := h.store.CreateAPIToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, path := range []string{"/api/v1/orgs/acme/promotions", "/api/v1/orgs/acme/audit", "/api/v1/orgs/acme/users", "/api/v1/orgs/acme/tokens"} {
+		t.Run("page through "+path, func(t *testing.T) {
+			seen := map[string]bool{}
+			next := ""
+			for pages := 0; ; pages++ {
+				if pages > 10 {
+					t.Fatal("more than 10 pages")
+				}
+				var page struct {
+					Items []struct {
+						ID  string `json:"id"`
+						Seq int64  `json:"seq"`
+					} `json:"items"`
+					NextOffset   int   `json:"nextOffset"`
+					NextAfterSeq int64 `json:"nextAfterSeq"`
+				}
+				h.must(http.StatusOK, testAdminToken, "GET", path+next, nil, &page)
+				if len(page.Items) > api.MaxPageSize {
+					t.Fatalf("a page of %d items, want at most %d", len(page.Items), api.MaxPageSize)
+				}
+				for _, it := range page.Items {
+					k := it.ID + "/" + strconv.FormatInt(it.Seq, 10)
+					if seen[k] {
+						t.Errorf("%s listed twice", k)
+					}
+					seen[k] = true
+				}
+				switch {
+				case page.NextOffset > 0:
+					next = "?offset=" + strconv.Itoa(page.NextOffset)
+				case page.NextAfterSeq > 0:
+					next = "?afterSeq=" + strconv.FormatInt(page.NextAfterSeq, 10)
+				default:
+					if len(seen) < 130 {
+						t.Errorf("%d items over all pages, want at least 130", len(seen))
+					}
+					return
+				}
+			}
+		})
 	}
 }

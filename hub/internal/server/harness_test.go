@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,6 +176,10 @@ func (h *testHub) do(token, method, path string, body, out any) (int, string) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if method == "POST" {
+		// Creating a promotion requires a key; each call is a new request.
+		req.Header.Set("Idempotency-Key", newIdempotencyKey())
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, path, err)
@@ -188,6 +193,9 @@ func (h *testHub) do(token, method, path string, body, out any) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+// newIdempotencyKey is a fresh Idempotency-Key.
+func newIdempotencyKey() string { return rand.Text() }
 
 // must makes a REST call that must answer want.
 func (h *testHub) must(want int, token, method, path string, body, out any) {

@@ -44,8 +44,13 @@ type Server struct {
 
 	store state.Store
 	link  *link.Endpoint
+	api   *api.API
 	http  *http.Server
 	ln    net.Listener
+	// metrics serves /metrics on the operator listener (cfg.MetricsAddr);
+	// nil when /metrics is on the main listener.
+	metrics   *http.Server
+	metricsLn net.Listener
 
 	wg      sync.WaitGroup // background goroutines
 	cancel  context.CancelFunc
@@ -65,6 +70,15 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 
 // Addr is the listening address once started.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MetricsAddr is the operator listener's address once started, or "" when
+// /metrics is served on Addr.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
 
 // Start opens the store, bootstraps the admin token, listens and serves.
 func (s *Server) Start(ctx context.Context) error {
@@ -112,9 +126,14 @@ func (s *Server) Start(ctx context.Context) error {
 	ops := &linkOps{svc: promos, auth: authority, users: s.store, audit: trail, log: s.log.With("component", "linkops")}
 	ops.register(ep)
 
+	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})
+	mainMetrics := metrics
+	if s.cfg.MetricsAddr != "" {
+		mainMetrics = nil // only on the operator listener
+	}
 	a, err := api.New(api.Deps{
 		Store: s.store, Fleet: fl, Link: ep, Promotions: promos, Audit: trail, Authority: authority,
-		Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
+		Metrics: mainMetrics, Registerer: s.reg,
 		PublicURL: s.cfg.PublicURL, Logger: s.log,
 		Limits: api.Limits{
 			Token:  api.Limit(s.cfg.RateLimitToken),
@@ -126,6 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(err)
 	}
+	s.api = a
 	con, err := console.New(console.Config{API: a.Handler(), Logger: s.log})
 	if err != nil {
 		return s.abort(err)
@@ -149,11 +169,28 @@ func (s *Server) Start(ctx context.Context) error {
 	s.http = &http.Server{
 		TLSConfig:         tlsCfg,
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// net/http allows 4 KiB more than this; the API refuses anything
+		// over api.MaxHeaderBytes with a problem document.
+		MaxHeaderBytes: api.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return s.abort(fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsAddr, err))
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", metrics)
+		s.metricsLn = mln
+		s.metrics = &http.Server{
+			Handler: mmux, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: 30 * time.Second,
+			IdleTimeout: 120 * time.Second, MaxHeaderBytes: api.MaxHeaderBytes,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
 	}
 	s.http.RegisterOnShutdown(con.Close) // ends the console's event streams
 	bg, cancel := context.WithCancel(context.Background())
@@ -163,8 +200,12 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		_ = promos.Run(bg)
 	}()
-	s.serveCh = make(chan error, 1)
+	s.serveCh = make(chan error, 2)
 	go func() { s.serveCh <- s.http.Serve(ln) }()
+	if s.metrics != nil {
+		go func() { s.serveCh <- s.metrics.Serve(s.metricsLn) }()
+		s.log.Info("metrics on the operator listener only", "metrics_addr", s.metricsLn.Addr().String())
+	}
 	s.log.Info("hub started", "listen", ln.Addr().String(), "store", engine, "version", Version)
 	return nil
 }
@@ -289,6 +330,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+	}
+	if s.metrics != nil {
+		if err := s.metrics.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop metrics server: %w", err))
+		}
 	}
 	s.cancel()
 	s.wg.Wait()

@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
@@ -48,9 +49,11 @@ func Get(url string) int {
 }
 
 // DoJSON makes a REST call with body (when not nil) sent as JSON and token
-// (when not empty) as a bearer token, within 30 s. It decodes a 2xx answer
-// into out (when not nil) and returns the status and the raw body; it
-// fails the test when the call or the decoding fails.
+// (when not empty) as a bearer token, within 30 s. A POST carries a fresh
+// Idempotency-Key (the hub requires one to create a promotion): each call
+// is a new request. It decodes a 2xx answer into out (when not nil) and
+// returns the status and the raw body; it fails the test when the call or
+// the decoding fails.
 func DoJSON(t testing.TB, method, url, token string, body, out any) (int, string) {
 	t.Helper()
 	var rd io.Reader
@@ -72,6 +75,9 @@ func DoJSON(t testing.TB, method, url, token string, body, out any) (int, string
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", rand.Text())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -19,6 +19,28 @@
   };
 
   function orgPath(rest) { return "/api/v1/orgs/" + encodeURIComponent(org.id) + rest; }
+  // The hub answers at most 100 items a page: all follows nextOffset and
+  // returns every item of a list.
+  async function all(path, opts) {
+    const sep = path.includes("?") ? "&" : "?";
+    let out = await api(path + sep + "limit=100", opts), items = out.items || [];
+    for (let pages = 1; out.nextOffset && pages < 1000; pages++) {
+      out = await api(path + sep + "limit=100&offset=" + out.nextOffset, opts);
+      items = items.concat(out.items || []);
+    }
+    return items;
+  }
+  // restOfAudit follows nextAfterSeq from a first page of an audit query
+  // (path without afterSeq) and returns every entry.
+  async function restOfAudit(path, first) {
+    let items = first.items || [], next = first.nextAfterSeq;
+    for (let pages = 1; next && pages < 1000; pages++) {
+      const out = await api(path + "&afterSeq=" + next);
+      items = items.concat(out.items || []);
+      next = out.nextAfterSeq;
+    }
+    return items;
+  }
   function envName(id) { return envNames[id] || id || "—"; }
   function problemOf(status, body) {
     return new Ferry.Problem(Object.assign({status}, body && typeof body === "object" ? body : {detail: String(body)}));
@@ -97,7 +119,7 @@
     });
     let orgs = [];
     try {
-      orgs = (await api("/api/v1/orgs")).items || [];
+      orgs = await all("/api/v1/orgs");
     } catch (e) {
       say("#banner", "error", describe(e, "The organizations could not be listed"));
       return false;
@@ -116,7 +138,7 @@
     store.setItem(K.org, org.id);
     sel.addEventListener("change", () => { store.setItem(K.org, sel.value); location.reload(); });
     try {
-      for (const e of (await api(orgPath("/environments"))).items || []) envNames[e.id] = e.name;
+      for (const e of await all(orgPath("/environments"))) envNames[e.id] = e.name;
     } catch (e) { /* names fall back to ids */ }
     // Users and tokens pages appear when the hub offers them to this caller.
     api(orgPath("/users"), {onUnauthorized: false}).then(() => { $("#nav-users").hidden = false; }).catch(() => {});
@@ -320,9 +342,20 @@
         say("#promo-msg", "ok", "The request was cancelled.");
       } catch (e) { say("#promo-msg", "error", describe(e, "The request was not cancelled")); }
     });
-    live([orgPath("/promotions/" + encodeURIComponent(id)), orgPath("/audit?promotionId=" + encodeURIComponent(id) + "&limit=1000")], (path, status, body) => {
+    const auditPath = orgPath("/audit?promotionId=" + encodeURIComponent(id) + "&limit=100");
+    let auditRound = 0;
+    live([orgPath("/promotions/" + encodeURIComponent(id)), auditPath], async (path, status, body) => {
       if (status !== 200) { say("#promo-msg", "error", describe(problemOf(status, body), "The promotion could not be read")); return; }
-      if (path.includes("/audit")) entries = body.items || []; else { promo = body; renderProps(); }
+      if (path.includes("/audit")) {
+        // A long trail comes in pages of 100; a newer update wins.
+        const round = ++auditRound;
+        let got = body.items || [];
+        if (body.nextAfterSeq) {
+          try { got = await restOfAudit(auditPath, body); } catch (e) { /* show the first page */ }
+        }
+        if (round !== auditRound) return;
+        entries = got;
+      } else { promo = body; renderProps(); }
       renderTimeline();
     });
   }
@@ -333,7 +366,7 @@
     for (const [id, name] of Object.entries(envNames)) f.env.append(el("option", {value: id}, name));
     let rows = [], next = 0;
     function params() {
-      const p = new URLSearchParams({limit: "200"});
+      const p = new URLSearchParams({limit: "100"});
       for (const [k, input] of Object.entries(f)) {
         const v = input.value.trim();
         if (!v) continue;
@@ -411,7 +444,7 @@
     }
     async function load() {
       try {
-        [users, bindings, roles] = await Promise.all([api(orgPath("/users")), api(orgPath("/role-bindings")), api(orgPath("/roles"))]).then(r => r.map(x => x.items || []));
+        [users, bindings, roles] = await Promise.all([all(orgPath("/users")), all(orgPath("/role-bindings")), all(orgPath("/roles"))]);
         render();
       } catch (e) { say("#users-msg", "error", describe(e, "The users could not be listed")); }
     }
@@ -470,7 +503,7 @@
     }
     async function load() {
       try {
-        [users, tokens] = await Promise.all([api(orgPath("/users")), api(orgPath("/tokens"))]).then(r => r.map(x => x.items || []));
+        [users, tokens] = await Promise.all([all(orgPath("/users")), all(orgPath("/tokens"))]);
         render();
       } catch (e) { say("#tokens-msg", "error", describe(e, "The tokens could not be listed")); }
     }
