@@ -2,7 +2,9 @@ package faultstore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,6 +109,10 @@ func do(t *testing.T, srv *httptest.Server, c call) (int, http.Header, string) {
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	if c.body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.method == "POST" {
+		// A retry of a call (same path and body) carries the same key.
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("test-%x", sha256.Sum256([]byte(c.path+"\x00"+c.body))))
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
