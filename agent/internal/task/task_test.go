@@ -297,8 +297,8 @@ func TestCrashBetweenImportAndRecordResumesWithoutDuplicate(t *testing.T) {
 	})
 	d, _ := r.store.Decision(context.Background(), "prm_1")
 	apis := r.sim.APIs(apimEnv)
-	if len(apis) != 1 || r.sim.Creates(san.CrossID) != 1 {
-		t.Fatalf("APIM holds %d APIs (%d creates), want exactly 1", len(apis), r.sim.Creates(san.CrossID))
+	if len(apis) != 1 || r.sim.Creates(san.CrossID) != 1 || r.sim.Updates(san.CrossID) != 0 {
+		t.Fatalf("APIM holds %d APIs (%d creates, %d updates), want exactly 1 create and nothing else", len(apis), r.sim.Creates(san.CrossID), r.sim.Updates(san.CrossID))
 	}
 	if d.Outcome != taskstore.OutcomeAccepted || d.TargetAPIID != apis[0].ID || !d.Created || d.Actor != actor {
 		t.Errorf("resumed decision = %+v, want ACCEPTED, created, %s", d, apis[0].ID)

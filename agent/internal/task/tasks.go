@@ -295,14 +295,19 @@ func (r *Runner) importDef(ctx context.Context, t taskstore.Task) (apim.API, boo
 	if err != nil {
 		return apim.API{}, false, err
 	}
+	if found && t.CreateAttempted && how == MatchedByCrossID {
+		// A resumed accept whose create went through finds the API by
+		// crossId: this task created it, from this very definition, so
+		// there is nothing left to apply.
+		r.log.Info("resumed accept: the API this task created is in APIM; not importing it again", "task_id", t.ID, "api_id", api.ID)
+		return api, true, nil
+	}
 	if found {
 		res, err := r.apim.ImportUpdate(ctx, api.ID, t.Definition)
 		if err == nil && res.ID == "" {
 			res.ID = api.ID
 		}
-		// A resumed accept whose create went through finds the API by
-		// crossId: this task created it.
-		return res, t.CreateAttempted && how == MatchedByCrossID, err
+		return res, false, err
 	}
 	if err := r.store.MarkCreateAttempt(ctx, t.ID, r.now().UTC()); err != nil {
 		return apim.API{}, false, &localError{err}
