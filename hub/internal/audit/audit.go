@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -119,11 +120,34 @@ func (t *Trail) Record(ctx context.Context, ev Event) (state.AuditEntry, error) 
 			t.m.entries.WithLabelValues(ev.Event).Inc()
 			return e, nil
 		}
-		if !errors.Is(err, state.ErrConflict) || attempt >= 20 {
+		if !errors.Is(err, state.ErrConflict) || attempt >= maxAppendAttempts {
 			t.m.failures.Inc()
 			return state.AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
 		}
-		// Another hub appended first; read the new tail and try again.
+		// Another hub appended first; read the new tail and try again,
+		// after a short random pause so that racing hubs spread out.
+		if err := conflictPause(ctx, attempt); err != nil {
+			t.m.failures.Inc()
+			return state.AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
+		}
+	}
+}
+
+// maxAppendAttempts bounds Record's retries after losing a race for the
+// next sequence number to another hub.
+const maxAppendAttempts = 50
+
+// conflictPause waits up to 2^min(attempt, 7) ms, at random, or until ctx
+// ends.
+func conflictPause(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 7)))
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
 	}
 }
 

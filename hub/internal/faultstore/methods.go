@@ -8,12 +8,14 @@ import (
 )
 
 // The methods below implement state.Store: each asks fault whether to fail
-// and otherwise calls the wrapped store.
+// and otherwise calls the wrapped store, then lets after turn a success
+// into an ambiguous failure.
 
 func (s *Store) Ping(ctx context.Context) (err error) {
 	if err = s.fault(ctx, "Ping"); err != nil {
 		return
 	}
+	defer s.after("Ping", &err)
 	return s.s.Ping(ctx)
 }
 
@@ -21,6 +23,7 @@ func (s *Store) CreateOrg(ctx context.Context, o state.Org) (err error) {
 	if err = s.fault(ctx, "CreateOrg"); err != nil {
 		return
 	}
+	defer s.after("CreateOrg", &err)
 	return s.s.CreateOrg(ctx, o)
 }
 
@@ -28,6 +31,7 @@ func (s *Store) Org(ctx context.Context, idOrName string) (_ state.Org, err erro
 	if err = s.fault(ctx, "Org"); err != nil {
 		return
 	}
+	defer s.after("Org", &err)
 	return s.s.Org(ctx, idOrName)
 }
 
@@ -35,6 +39,7 @@ func (s *Store) ListOrgs(ctx context.Context) (_ []state.Org, err error) {
 	if err = s.fault(ctx, "ListOrgs"); err != nil {
 		return
 	}
+	defer s.after("ListOrgs", &err)
 	return s.s.ListOrgs(ctx)
 }
 
@@ -42,6 +47,7 @@ func (s *Store) CreateEnvironment(ctx context.Context, e state.Environment) (err
 	if err = s.fault(ctx, "CreateEnvironment"); err != nil {
 		return
 	}
+	defer s.after("CreateEnvironment", &err)
 	return s.s.CreateEnvironment(ctx, e)
 }
 
@@ -49,6 +55,7 @@ func (s *Store) Environment(ctx context.Context, orgID, idOrName string) (_ stat
 	if err = s.fault(ctx, "Environment"); err != nil {
 		return
 	}
+	defer s.after("Environment", &err)
 	return s.s.Environment(ctx, orgID, idOrName)
 }
 
@@ -56,6 +63,7 @@ func (s *Store) ListEnvironments(ctx context.Context, orgID string) (_ []state.E
 	if err = s.fault(ctx, "ListEnvironments"); err != nil {
 		return
 	}
+	defer s.after("ListEnvironments", &err)
 	return s.s.ListEnvironments(ctx, orgID)
 }
 
@@ -63,6 +71,7 @@ func (s *Store) CreateLinkToken(ctx context.Context, t state.LinkToken) (err err
 	if err = s.fault(ctx, "CreateLinkToken"); err != nil {
 		return
 	}
+	defer s.after("CreateLinkToken", &err)
 	return s.s.CreateLinkToken(ctx, t)
 }
 
@@ -70,6 +79,7 @@ func (s *Store) ConsumeLinkToken(ctx context.Context, hash string, now time.Time
 	if err = s.fault(ctx, "ConsumeLinkToken"); err != nil {
 		return
 	}
+	defer s.after("ConsumeLinkToken", &err)
 	return s.s.ConsumeLinkToken(ctx, hash, now)
 }
 
@@ -77,6 +87,7 @@ func (s *Store) CreateInstallation(ctx context.Context, i state.Installation) (e
 	if err = s.fault(ctx, "CreateInstallation"); err != nil {
 		return
 	}
+	defer s.after("CreateInstallation", &err)
 	return s.s.CreateInstallation(ctx, i)
 }
 
@@ -84,6 +95,7 @@ func (s *Store) InstallationByCredential(ctx context.Context, hash string) (_ st
 	if err = s.fault(ctx, "InstallationByCredential"); err != nil {
 		return
 	}
+	defer s.after("InstallationByCredential", &err)
 	return s.s.InstallationByCredential(ctx, hash)
 }
 
@@ -91,6 +103,7 @@ func (s *Store) Installation(ctx context.Context, id string) (_ state.Installati
 	if err = s.fault(ctx, "Installation"); err != nil {
 		return
 	}
+	defer s.after("Installation", &err)
 	return s.s.Installation(ctx, id)
 }
 
@@ -98,6 +111,7 @@ func (s *Store) ListInstallations(ctx context.Context, orgID string) (_ []state.
 	if err = s.fault(ctx, "ListInstallations"); err != nil {
 		return
 	}
+	defer s.after("ListInstallations", &err)
 	return s.s.ListInstallations(ctx, orgID)
 }
 
@@ -105,6 +119,7 @@ func (s *Store) UpdateInstallationSeen(ctx context.Context, id string, online bo
 	if err = s.fault(ctx, "UpdateInstallationSeen"); err != nil {
 		return
 	}
+	defer s.after("UpdateInstallationSeen", &err)
 	return s.s.UpdateInstallationSeen(ctx, id, online, at, agentVersion, hostname)
 }
 
@@ -112,6 +127,7 @@ func (s *Store) MarkAllOffline(ctx context.Context) (err error) {
 	if err = s.fault(ctx, "MarkAllOffline"); err != nil {
 		return
 	}
+	defer s.after("MarkAllOffline", &err)
 	return s.s.MarkAllOffline(ctx)
 }
 
@@ -119,6 +135,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, t state.APIToken) (err error
 	if err = s.fault(ctx, "CreateAPIToken"); err != nil {
 		return
 	}
+	defer s.after("CreateAPIToken", &err)
 	return s.s.CreateAPIToken(ctx, t)
 }
 
@@ -126,6 +143,7 @@ func (s *Store) APITokenByHash(ctx context.Context, hash string) (_ state.APITok
 	if err = s.fault(ctx, "APITokenByHash"); err != nil {
 		return
 	}
+	defer s.after("APITokenByHash", &err)
 	return s.s.APITokenByHash(ctx, hash)
 }
 
@@ -133,6 +151,7 @@ func (s *Store) CreatePromotion(ctx context.Context, p state.Promotion) (activeI
 	if err = s.fault(ctx, "CreatePromotion"); err != nil {
 		return
 	}
+	defer s.after("CreatePromotion", &err)
 	return s.s.CreatePromotion(ctx, p)
 }
 
@@ -140,13 +159,23 @@ func (s *Store) Promotion(ctx context.Context, id string) (_ state.Promotion, er
 	if err = s.fault(ctx, "Promotion"); err != nil {
 		return
 	}
+	defer s.after("Promotion", &err)
 	return s.s.Promotion(ctx, id)
+}
+
+func (s *Store) PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (_ state.Promotion, err error) {
+	if err = s.fault(ctx, "PromotionByIdempotencyKey"); err != nil {
+		return
+	}
+	defer s.after("PromotionByIdempotencyKey", &err)
+	return s.s.PromotionByIdempotencyKey(ctx, orgID, key)
 }
 
 func (s *Store) ListPromotions(ctx context.Context, f state.PromotionFilter) (_ []state.Promotion, err error) {
 	if err = s.fault(ctx, "ListPromotions"); err != nil {
 		return
 	}
+	defer s.after("ListPromotions", &err)
 	return s.s.ListPromotions(ctx, f)
 }
 
@@ -154,6 +183,7 @@ func (s *Store) UpdatePromotion(ctx context.Context, id string, u state.Promotio
 	if err = s.fault(ctx, "UpdatePromotion"); err != nil {
 		return
 	}
+	defer s.after("UpdatePromotion", &err)
 	return s.s.UpdatePromotion(ctx, id, u)
 }
 
@@ -161,6 +191,7 @@ func (s *Store) AppendAudit(ctx context.Context, e state.AuditEntry) (err error)
 	if err = s.fault(ctx, "AppendAudit"); err != nil {
 		return
 	}
+	defer s.after("AppendAudit", &err)
 	return s.s.AppendAudit(ctx, e)
 }
 
@@ -168,6 +199,7 @@ func (s *Store) LastAudit(ctx context.Context, orgID string) (_ state.AuditEntry
 	if err = s.fault(ctx, "LastAudit"); err != nil {
 		return
 	}
+	defer s.after("LastAudit", &err)
 	return s.s.LastAudit(ctx, orgID)
 }
 
@@ -175,6 +207,7 @@ func (s *Store) ListAudit(ctx context.Context, f state.AuditFilter) (_ []state.A
 	if err = s.fault(ctx, "ListAudit"); err != nil {
 		return
 	}
+	defer s.after("ListAudit", &err)
 	return s.s.ListAudit(ctx, f)
 }
 
@@ -182,6 +215,7 @@ func (s *Store) ListAPITokens(ctx context.Context, orgID, userID string) (_ []st
 	if err = s.fault(ctx, "ListAPITokens"); err != nil {
 		return
 	}
+	defer s.after("ListAPITokens", &err)
 	return s.s.ListAPITokens(ctx, orgID, userID)
 }
 
@@ -189,6 +223,7 @@ func (s *Store) RevokeAPIToken(ctx context.Context, orgID, id string, at time.Ti
 	if err = s.fault(ctx, "RevokeAPIToken"); err != nil {
 		return
 	}
+	defer s.after("RevokeAPIToken", &err)
 	return s.s.RevokeAPIToken(ctx, orgID, id, at)
 }
 
@@ -196,6 +231,7 @@ func (s *Store) TouchAPIToken(ctx context.Context, id string, at, ifBefore time.
 	if err = s.fault(ctx, "TouchAPIToken"); err != nil {
 		return
 	}
+	defer s.after("TouchAPIToken", &err)
 	return s.s.TouchAPIToken(ctx, id, at, ifBefore)
 }
 
@@ -203,6 +239,7 @@ func (s *Store) CreateUser(ctx context.Context, u state.User) (err error) {
 	if err = s.fault(ctx, "CreateUser"); err != nil {
 		return
 	}
+	defer s.after("CreateUser", &err)
 	return s.s.CreateUser(ctx, u)
 }
 
@@ -210,6 +247,7 @@ func (s *Store) User(ctx context.Context, orgID, idOrUsername string) (_ state.U
 	if err = s.fault(ctx, "User"); err != nil {
 		return
 	}
+	defer s.after("User", &err)
 	return s.s.User(ctx, orgID, idOrUsername)
 }
 
@@ -217,6 +255,7 @@ func (s *Store) ListUsers(ctx context.Context, orgID string) (_ []state.User, er
 	if err = s.fault(ctx, "ListUsers"); err != nil {
 		return
 	}
+	defer s.after("ListUsers", &err)
 	return s.s.ListUsers(ctx, orgID)
 }
 
@@ -224,6 +263,7 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, u state.UserUp
 	if err = s.fault(ctx, "UpdateUser"); err != nil {
 		return
 	}
+	defer s.after("UpdateUser", &err)
 	return s.s.UpdateUser(ctx, orgID, id, u)
 }
 
@@ -231,6 +271,7 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string) (err error) {
 	if err = s.fault(ctx, "DeleteUser"); err != nil {
 		return
 	}
+	defer s.after("DeleteUser", &err)
 	return s.s.DeleteUser(ctx, orgID, id)
 }
 
@@ -238,6 +279,7 @@ func (s *Store) CreateRoleBinding(ctx context.Context, b state.RoleBinding) (err
 	if err = s.fault(ctx, "CreateRoleBinding"); err != nil {
 		return
 	}
+	defer s.after("CreateRoleBinding", &err)
 	return s.s.CreateRoleBinding(ctx, b)
 }
 
@@ -245,6 +287,7 @@ func (s *Store) ListRoleBindings(ctx context.Context, f state.RoleBindingFilter)
 	if err = s.fault(ctx, "ListRoleBindings"); err != nil {
 		return
 	}
+	defer s.after("ListRoleBindings", &err)
 	return s.s.ListRoleBindings(ctx, f)
 }
 
@@ -252,6 +295,7 @@ func (s *Store) DeleteRoleBinding(ctx context.Context, orgID, id string) (err er
 	if err = s.fault(ctx, "DeleteRoleBinding"); err != nil {
 		return
 	}
+	defer s.after("DeleteRoleBinding", &err)
 	return s.s.DeleteRoleBinding(ctx, orgID, id)
 }
 
@@ -259,6 +303,7 @@ func (s *Store) CreateRole(ctx context.Context, r state.Role) (err error) {
 	if err = s.fault(ctx, "CreateRole"); err != nil {
 		return
 	}
+	defer s.after("CreateRole", &err)
 	return s.s.CreateRole(ctx, r)
 }
 
@@ -266,6 +311,7 @@ func (s *Store) ListRoles(ctx context.Context, orgID string) (_ []state.Role, er
 	if err = s.fault(ctx, "ListRoles"); err != nil {
 		return
 	}
+	defer s.after("ListRoles", &err)
 	return s.s.ListRoles(ctx, orgID)
 }
 
@@ -273,6 +319,7 @@ func (s *Store) DeleteRole(ctx context.Context, orgID string, scope state.Scope,
 	if err = s.fault(ctx, "DeleteRole"); err != nil {
 		return
 	}
+	defer s.after("DeleteRole", &err)
 	return s.s.DeleteRole(ctx, orgID, scope, name)
 }
 
@@ -280,5 +327,30 @@ func (s *Store) InitSetting(ctx context.Context, st state.Setting) (_ state.Sett
 	if err = s.fault(ctx, "InitSetting"); err != nil {
 		return
 	}
+	defer s.after("InitSetting", &err)
 	return s.s.InitSetting(ctx, st)
+}
+
+func (s *Store) AppendAuditAnchor(ctx context.Context, a state.AuditAnchor) (err error) {
+	if err = s.fault(ctx, "AppendAuditAnchor"); err != nil {
+		return
+	}
+	defer s.after("AppendAuditAnchor", &err)
+	return s.s.AppendAuditAnchor(ctx, a)
+}
+
+func (s *Store) ListAuditAnchors(ctx context.Context, orgID string, afterSeq int64, limit int) (_ []state.AuditAnchor, err error) {
+	if err = s.fault(ctx, "ListAuditAnchors"); err != nil {
+		return
+	}
+	defer s.after("ListAuditAnchors", &err)
+	return s.s.ListAuditAnchors(ctx, orgID, afterSeq, limit)
+}
+
+func (s *Store) LastAuditAnchor(ctx context.Context, orgID string) (_ state.AuditAnchor, err error) {
+	if err = s.fault(ctx, "LastAuditAnchor"); err != nil {
+		return
+	}
+	defer s.after("LastAuditAnchor", &err)
+	return s.s.LastAuditAnchor(ctx, orgID)
 }

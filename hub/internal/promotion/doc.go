@@ -11,6 +11,13 @@
 // cancel needs the requester or an organization admin. A refusal is an
 // ACCESS_DENIED audit entry and a forbidden error naming what is missing.
 //
+// Creation fails closed: its PROMOTION_CREATED entry is written before the
+// promotion is stored, and a promotion whose entry cannot be written is not
+// created (CodeUnavailable, 503). A request carrying an Idempotency-Key
+// (CreateAtHubOnce) stores a digest of the key, unique per organization,
+// with the promotion: a retry after an ambiguous failure gets the same
+// promotion back instead of a second one or a 409.
+//
 // Delivery and notification are at-least-once with the promotion id as the
 // idempotency key; a background loop (Run) retries them until they succeed.
 // Every state change is a conditional update in the store, so concurrent

@@ -2,6 +2,8 @@ package promotion
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ type Store interface {
 	ListEnvironments(ctx context.Context, orgID string) ([]state.Environment, error)
 	CreatePromotion(ctx context.Context, p state.Promotion) (string, error)
 	Promotion(ctx context.Context, id string) (state.Promotion, error)
+	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (state.Promotion, error)
 	ListPromotions(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
 	UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error)
 }
@@ -51,6 +54,14 @@ type ActiveError struct{ ID string }
 
 func (e *ActiveError) Error() string {
 	return "this API already has an active promotion to that environment (" + e.ID + "); accept, reject or cancel it first"
+}
+
+// IdempotencyMismatchError reports an Idempotency-Key that the
+// organization already used for a different promotion request.
+type IdempotencyMismatchError struct{ ID string }
+
+func (e *IdempotencyMismatchError) Error() string {
+	return "this Idempotency-Key was already used for a different promotion request (" + e.ID + ")"
 }
 
 // Service runs the promotion workflow.
@@ -165,6 +176,9 @@ type Request struct {
 	// on the API in the source environment.
 	By  Caller
 	API protocol.ExportedAPI
+	// IdempotencyKey and RequestHash are stored on the promotion (see
+	// state.Promotion); both empty when the request carried no key.
+	IdempotencyKey, RequestHash string
 }
 
 // Create validates and persists a promotion, then triggers its delivery.
@@ -203,20 +217,113 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 		ID: ids.New("prm"), OrgID: r.OrgID, SourceEnvID: src.ID, TargetEnvID: dst.ID, APIID: r.API.APIID, CrossID: r.API.CrossID,
 		APIName: r.API.Name, APIVersion: r.API.Version, Definition: r.API.Definition,
 		Requester: r.By.Name, RequesterID: r.By.UserID, Status: protocol.PromotionCreated, CreatedAt: now, UpdatedAt: now,
+		IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
 	}
-	active, err := s.store.CreatePromotion(ctx, p)
+	// Fail closed (row E3): the creation is audited before it is stored,
+	// and a promotion whose record cannot be written is not created. A
+	// promotion already active for the target is refused first, so that
+	// the usual 409 leaves no record of a creation.
+	active, err := s.store.ListPromotions(ctx, state.PromotionFilter{OrgID: p.OrgID, TargetEnvID: p.TargetEnvID, CrossID: p.CrossID, Status: undecided, Limit: 1})
+	if err != nil {
+		return state.Promotion{}, fmt.Errorf("check active promotions: %w", err)
+	}
+	if len(active) > 0 {
+		return state.Promotion{}, &ActiveError{ID: active[0].ID}
+	}
+	if _, err := s.audit.Record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionCreated, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
+		Detail: fmt.Sprintf("%s %s (crossId %s) from %s to %s", p.APIName, p.APIVersion, p.CrossID, src.Name, dst.Name)}); err != nil {
+		s.log.Error("audit entry could not be written; the promotion was not created", "promotion_id", p.ID, "actor", p.Requester, "err", err)
+		return state.Promotion{}, protocol.Errorf(protocol.CodeUnavailable, "the audit trail cannot be written, so the promotion was not created; retry shortly")
+	}
+	activeID, err := s.store.CreatePromotion(ctx, p)
 	if errors.Is(err, state.ErrConflict) {
-		return state.Promotion{}, &ActiveError{ID: active}
+		// Lost a race to another request: the record above names a
+		// promotion that was not stored; say so.
+		s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionRefused, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
+			Detail: fmt.Sprintf("%s was not created after all: %s", p.ID, conflictReason(activeID))})
+		if activeID == "" {
+			return state.Promotion{}, errKeyTaken
+		}
+		return state.Promotion{}, &ActiveError{ID: activeID}
 	}
 	if err != nil {
+		// The outcome is unknown (the store may have applied the write):
+		// a retry with the same idempotency key finds out.
 		return state.Promotion{}, fmt.Errorf("store promotion: %w", err)
 	}
 	s.m.transitions.WithLabelValues(string(protocol.PromotionCreated)).Inc()
 	s.log.Info("promotion requested", "promotion_id", p.ID, "api", p.APIName, "from", src.Name, "to", dst.Name, "requester", p.Requester)
-	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionCreated, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
-		Detail: fmt.Sprintf("%s %s (crossId %s) from %s to %s", p.APIName, p.APIVersion, p.CrossID, src.Name, dst.Name)})
 	s.deliverSoon(p)
 	return p, nil
+}
+
+// errKeyTaken is Create's error when the request's idempotency key was
+// stored by a concurrent request first.
+var errKeyTaken = errors.New("idempotency key taken by a concurrent request")
+
+func conflictReason(activeID string) string {
+	if activeID == "" {
+		return "its idempotency key was taken by a concurrent request"
+	}
+	return activeID + " became active for the same API and target first"
+}
+
+// CreateAtHubOnce is CreateAtHub for a request that carries an
+// Idempotency-Key (row A11 of shared/reference/reliability.md). The key,
+// scoped to the organization, is stored with the promotion under a unique
+// index, so a retry of a request whose answer was lost (even one whose
+// store write succeeded but reported an error) returns the promotion the
+// first attempt created, with replayed true, instead of creating another
+// or meeting the one-active-promotion rule. The same key with a different
+// request (API, environments or requester) is an *IdempotencyMismatchError.
+// An empty key is CreateAtHub.
+func (s *Service) CreateAtHubOnce(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by Caller, key string) (p state.Promotion, replayed bool, err error) {
+	if key == "" {
+		p, err = s.CreateAtHub(ctx, orgID, apiID, sourceEnv, targetEnv, by)
+		return p, false, err
+	}
+	keyHash, reqHash := digest(orgID, key), digest(orgID, apiID, sourceEnv, targetEnv, by.Name, by.UserID)
+	if p, replayed, err := s.replay(ctx, orgID, keyHash, reqHash); replayed || err != nil {
+		return p, replayed, err
+	}
+	p, err = s.createAtHub(ctx, orgID, apiID, sourceEnv, targetEnv, by, keyHash, reqHash)
+	var ae *ActiveError
+	if errors.As(err, &ae) || errors.Is(err, errKeyTaken) {
+		// A concurrent attempt with the same key may have won.
+		if p2, replayed, rerr := s.replay(ctx, orgID, keyHash, reqHash); replayed || rerr != nil {
+			return p2, replayed, rerr
+		}
+	}
+	if errors.Is(err, errKeyTaken) {
+		return state.Promotion{}, false, protocol.Errorf(protocol.CodeUnavailable, "a request with this Idempotency-Key is being processed; retry shortly")
+	}
+	return p, false, err
+}
+
+// replay returns the organization's promotion stored under keyHash (replayed
+// true), an *IdempotencyMismatchError when it was made by another request,
+// or nothing when there is none.
+func (s *Service) replay(ctx context.Context, orgID, keyHash, reqHash string) (state.Promotion, bool, error) {
+	p, err := s.store.PromotionByIdempotencyKey(ctx, orgID, keyHash)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return state.Promotion{}, false, nil
+	case err != nil:
+		return state.Promotion{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	case p.RequestHash != reqHash:
+		return state.Promotion{}, false, &IdempotencyMismatchError{ID: p.ID}
+	}
+	s.log.Info("promotion request replayed", "promotion_id", p.ID)
+	return p, true, nil
+}
+
+// digest is the hex SHA-256 of parts, each length-prefixed.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // CreateAtHub asks the source environment's agent to export the API, then
@@ -225,6 +332,11 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 // API_DEFINITION[UPDATE] on no API of the source environment is refused
 // before it, without troubling the agent.
 func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by Caller) (state.Promotion, error) {
+	return s.createAtHub(ctx, orgID, apiID, sourceEnv, targetEnv, by, "", "")
+}
+
+// createAtHub is CreateAtHub storing keyHash and reqHash on the promotion.
+func (s *Service) createAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by Caller, keyHash, reqHash string) (state.Promotion, error) {
 	src, err := s.store.Environment(ctx, orgID, sourceEnv)
 	if errors.Is(err, state.ErrNotFound) {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeNotFound, "source environment not found in this organization")
@@ -246,7 +358,8 @@ func (s *Service) CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targ
 	if api.APIID == "" {
 		api.APIID = apiID
 	}
-	return s.Create(ctx, Request{OrgID: orgID, SourceEnvID: src.ID, TargetEnvID: targetEnv, By: by, API: api})
+	return s.Create(ctx, Request{OrgID: orgID, SourceEnvID: src.ID, TargetEnvID: targetEnv, By: by, API: api,
+		IdempotencyKey: keyHash, RequestHash: reqHash})
 }
 
 // Get returns one of the organization's promotions; another organization's

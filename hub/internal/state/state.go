@@ -172,6 +172,15 @@ type Promotion struct {
 	UpdatedAt   time.Time
 	DeliveredAt time.Time
 	DecidedAt   time.Time
+	// IdempotencyKey is a digest of the Idempotency-Key the request that
+	// created the promotion carried; empty when it carried none. It is
+	// unique within the organization, so that a retry of the request finds
+	// this promotion instead of creating another (row A11).
+	IdempotencyKey string
+	// RequestHash is a digest of that request, to tell a retry (the same
+	// hash) from a reuse of its key for another request; empty without a
+	// key.
+	RequestHash string
 }
 
 // PromotionFilter selects promotions; empty fields match everything.
@@ -220,6 +229,21 @@ type AuditEntry struct {
 	Detail      string
 	PrevHash    string // Hash of entry Seq-1; empty for Seq 1
 	Hash        string
+}
+
+// AuditAnchor is a signed digest of an organization's audit trail head
+// (row E7 of shared/reference/reliability.md): it pins the Hash of entry
+// Seq and chains to the previous anchor's Signature, so that rewriting the
+// trail (even re-hashing every entry) is detected against anchors kept or
+// checked outside the store. (OrgID, Seq) is unique.
+type AuditAnchor struct {
+	OrgID     string
+	Seq       int64 // the anchored entry
+	Hash      string
+	Time      time.Time
+	PrevSig   string // Signature of the organization's previous anchor; empty for the first
+	KeyID     string // names the signing key
+	Signature string // base64url Ed25519 signature of the anchor's digest
 }
 
 // AuditFilter selects audit entries; empty fields match everything.
@@ -327,9 +351,16 @@ type Store interface {
 	// CreatePromotion inserts p, which must be non-terminal. At most one
 	// non-terminal promotion may exist per (TargetEnvID, CrossID): when one
 	// does, it returns the active promotion's id and ErrConflict. Stale
-	// locks left by a crash are recovered.
+	// locks left by a crash are recovered. A non-empty IdempotencyKey is
+	// unique per organization: when another promotion of the organization
+	// has it, nothing is stored and the error is ErrConflict (with no
+	// active id).
 	CreatePromotion(ctx context.Context, p Promotion) (activeID string, err error)
 	Promotion(ctx context.Context, id string) (Promotion, error)
+	// PromotionByIdempotencyKey returns the organization's promotion whose
+	// IdempotencyKey is key; ErrNotFound when there is none or key is
+	// empty.
+	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (Promotion, error)
 	ListPromotions(ctx context.Context, f PromotionFilter) ([]Promotion, error)
 	// UpdatePromotion applies u when the promotion's status is in u.From and
 	// returns the updated promotion. ErrConflict when the status is not in
@@ -344,4 +375,13 @@ type Store interface {
 	LastAudit(ctx context.Context, orgID string) (AuditEntry, error)
 	// ListAudit returns matching entries in Seq order.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+
+	// AppendAuditAnchor inserts a; ErrConflict when (OrgID, Seq) is taken.
+	AppendAuditAnchor(ctx context.Context, a AuditAnchor) error
+	// ListAuditAnchors returns the organization's anchors with Seq >
+	// afterSeq in Seq order, at most limit (0 means 100).
+	ListAuditAnchors(ctx context.Context, orgID string, afterSeq int64, limit int) ([]AuditAnchor, error)
+	// LastAuditAnchor returns the organization's anchor with the highest
+	// Seq, or ErrNotFound when there is none.
+	LastAuditAnchor(ctx context.Context, orgID string) (AuditAnchor, error)
 }

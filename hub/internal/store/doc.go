@@ -14,8 +14,17 @@
 //     transition. A lock whose holder is terminal, or missing for longer than
 //     a minute (a crash between the two inserts), is stale: it is deleted by
 //     (key, holder) and the insert retried.
+//     A promotion's idempotency key is unique per organization: SQLite
+//     has a partial unique index on (org_id, idempotency_key); MongoDB
+//     stores "none:<id>" for promotions without a key, so a plain unique
+//     index on (org_id, idempotency_key) serves (FerretDB has no partial
+//     indexes). A refused duplicate releases its lock.
 //   - UpdatePromotion: one conditional update on (id, status IN From).
-//   - AppendAudit: the unique key (OrgID, Seq).
+//   - AppendAudit: the unique key (OrgID, Seq). SQLite's triggers refuse
+//     any UPDATE or DELETE of audit (and INSERT OR REPLACE), so the trail
+//     is append-only in the database itself; on MongoDB the hub's role
+//     (deploy/mongo/hub-role.json) grants only find and insert on audit.
+//   - AppendAuditAnchor: the unique key (OrgID, Seq) of audit_anchors.
 //   - CreateUser, CreateRoleBinding, CreateRole: the unique keys (OrgID,
 //     Username), (UserID, Scope, EnvID, CrossID) and (OrgID, Scope, Name).
 //   - InitSetting: an insert keyed by name that does nothing when the name

@@ -146,6 +146,11 @@ func (s *instrumented) Promotion(ctx context.Context, id string) (_ state.Promot
 	return s.s.Promotion(ctx, id)
 }
 
+func (s *instrumented) PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (_ state.Promotion, err error) {
+	defer s.done("PromotionByIdempotencyKey", time.Now(), &err)
+	return s.s.PromotionByIdempotencyKey(ctx, orgID, key)
+}
+
 func (s *instrumented) ListPromotions(ctx context.Context, f state.PromotionFilter) (_ []state.Promotion, err error) {
 	defer s.done("ListPromotions", time.Now(), &err)
 	return s.s.ListPromotions(ctx, f)
@@ -244,4 +249,19 @@ func (s *instrumented) DeleteRole(ctx context.Context, orgID string, scope state
 func (s *instrumented) InitSetting(ctx context.Context, st state.Setting) (_ state.Setting, err error) {
 	defer s.done("InitSetting", time.Now(), &err)
 	return s.s.InitSetting(ctx, st)
+}
+
+func (s *instrumented) AppendAuditAnchor(ctx context.Context, a state.AuditAnchor) (err error) {
+	defer s.done("AppendAuditAnchor", time.Now(), &err)
+	return s.s.AppendAuditAnchor(ctx, a)
+}
+
+func (s *instrumented) ListAuditAnchors(ctx context.Context, orgID string, afterSeq int64, limit int) (_ []state.AuditAnchor, err error) {
+	defer s.done("ListAuditAnchors", time.Now(), &err)
+	return s.s.ListAuditAnchors(ctx, orgID, afterSeq, limit)
+}
+
+func (s *instrumented) LastAuditAnchor(ctx context.Context, orgID string) (_ state.AuditAnchor, err error) {
+	defer s.done("LastAuditAnchor", time.Now(), &err)
+	return s.s.LastAuditAnchor(ctx, orgID)
 }

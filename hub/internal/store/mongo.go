@@ -33,8 +33,8 @@ type MongoOptions struct {
 }
 
 // Mongo is the state.Store on MongoDB (or a wire-compatible server such as
-// FerretDB). It writes with majority write concern and retryable writes and
-// reads with majority read concern. It uses no transaction, change stream,
+// FerretDB). It writes with majority, journaled write concern and retryable
+// writes and reads with majority read concern, on every collection. It uses no transaction, change stream,
 // TTL or partial index.
 type Mongo struct {
 	client    *mongo.Client
@@ -46,7 +46,7 @@ type Mongo struct {
 
 	orgs, envs, linkTokens, linkTokenUses, installations, apiTokens,
 	promotions, activePromotions, audit,
-	users, roleBindings, roles, settings *mongo.Collection
+	users, roleBindings, roles, settings, anchors *mongo.Collection
 }
 
 var _ state.Store = (*Mongo)(nil)
@@ -86,6 +86,7 @@ var mongoIndexes = map[string][]mongo.IndexModel{
 	"promotions": {
 		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("org_created")},
 		{Keys: bson.D{{Key: "status", Value: 1}}, Options: options.Index().SetName("status")},
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "idempotency_key", Value: 1}}, Options: options.Index().SetName("org_idempotency_key_unique").SetUnique(true)},
 	},
 	"active_promotions": {
 		// _id is the key already; this index states it in fields.
@@ -95,6 +96,35 @@ var mongoIndexes = map[string][]mongo.IndexModel{
 		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("org_seq_unique").SetUnique(true)},
 		{Keys: bson.D{{Key: "promotion_id", Value: 1}}, Options: options.Index().SetName("promotion")},
 	},
+	"audit_anchors": {
+		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("org_seq_unique").SetUnique(true)},
+	},
+}
+
+// writeConcern is every write's: acknowledged by a majority of the replica
+// set and journaled, the only setting under which an acknowledged write
+// cannot be rolled back.
+func writeConcern() *writeconcern.WriteConcern {
+	j := true
+	return &writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &j}
+}
+
+// clientOptions are the driver options of OpenMongo: majority and journaled
+// writes, majority reads and retryable writes and reads, whatever uri says
+// (its write concern, read concern and retry settings are overridden).
+// opts must have its defaults filled in.
+func clientOptions(uri string, opts MongoOptions) *options.ClientOptions {
+	co := options.Client().ApplyURI(uri).
+		SetWriteConcern(writeConcern()).
+		SetReadConcern(readconcern.Majority()).
+		SetRetryWrites(true).
+		SetRetryReads(true).
+		SetConnectTimeout(opts.Timeout).
+		SetServerSelectionTimeout(opts.Timeout)
+	if opts.MaxPoolSize > 0 {
+		co.SetMaxPoolSize(opts.MaxPoolSize)
+	}
+	return co
 }
 
 // OpenMongo connects to the deployment at uri, checks that it answers and
@@ -109,17 +139,7 @@ func OpenMongo(ctx context.Context, uri string, opts MongoOptions, logger *slog.
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	co := options.Client().ApplyURI(uri).
-		SetWriteConcern(writeconcern.Majority()).
-		SetReadConcern(readconcern.Majority()).
-		SetRetryWrites(true).
-		SetRetryReads(true).
-		SetConnectTimeout(opts.Timeout).
-		SetServerSelectionTimeout(opts.Timeout)
-	if opts.MaxPoolSize > 0 {
-		co.SetMaxPoolSize(opts.MaxPoolSize)
-	}
-	client, err := mongo.Connect(co)
+	client, err := mongo.Connect(clientOptions(uri, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open mongo: %w", err)
 	}
@@ -141,8 +161,13 @@ func OpenMongo(ctx context.Context, uri string, opts MongoOptions, logger *slog.
 		roleBindings:     db.Collection("role_bindings"),
 		roles:            db.Collection("roles"),
 		settings:         db.Collection("settings"),
+		anchors:          db.Collection("audit_anchors"),
 	}
 	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open mongo: %w", err)
+	}
+	if err := s.backfillIdemKeys(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open mongo: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -36,6 +37,27 @@ type promotionDoc struct {
 	DeliveredAt time.Time `bson:"delivered_at,omitempty"`
 	DecidedAt   time.Time `bson:"decided_at,omitempty"`
 	RequesterID string    `bson:"requester_id,omitempty"`
+	// IdempotencyKey is mongoIdemKey's: set on every document, so that the
+	// unique (org_id, idempotency_key) index needs no partial filter.
+	IdempotencyKey string `bson:"idempotency_key"`
+	RequestHash    string `bson:"request_hash,omitempty"`
+}
+
+// mongoIdemKey is the stored idempotency_key of a promotion: "k:" and the
+// key, or "none:" and the promotion id when it has no key (unique anyway).
+func mongoIdemKey(id, key string) string {
+	if key == "" {
+		return "none:" + id
+	}
+	return "k:" + key
+}
+
+// idemKeyOf is the inverse of mongoIdemKey.
+func idemKeyOf(stored string) string {
+	if k, ok := strings.CutPrefix(stored, "k:"); ok {
+		return k
+	}
+	return ""
 }
 
 func newPromotionDoc(p state.Promotion) promotionDoc {
@@ -45,7 +67,7 @@ func newPromotionDoc(p state.Promotion) promotionDoc {
 		Definition: p.Definition, Requester: p.Requester, Status: string(p.Status),
 		Delivered: p.Delivered, Notified: p.Notified, TargetAPIID: p.TargetAPIID, Reason: p.Reason,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, DeliveredAt: p.DeliveredAt, DecidedAt: p.DecidedAt,
-		RequesterID: p.RequesterID,
+		RequesterID: p.RequesterID, IdempotencyKey: mongoIdemKey(p.ID, p.IdempotencyKey), RequestHash: p.RequestHash,
 	}
 }
 
@@ -56,7 +78,7 @@ func (d promotionDoc) promotion() state.Promotion {
 		Definition: d.Definition, Requester: d.Requester, Status: protocol.PromotionStatus(d.Status),
 		Delivered: d.Delivered, Notified: d.Notified, TargetAPIID: d.TargetAPIID, Reason: d.Reason,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt, DecidedAt: d.DecidedAt,
-		RequesterID: d.RequesterID,
+		RequesterID: d.RequesterID, IdempotencyKey: idemKeyOf(d.IdempotencyKey), RequestHash: d.RequestHash,
 	})
 }
 
@@ -138,6 +160,43 @@ func (s *Mongo) Promotion(ctx context.Context, id string) (state.Promotion, erro
 		return state.Promotion{}, s.err("get promotion "+id, err)
 	}
 	return d.promotion(), nil
+}
+
+// PromotionByIdempotencyKey implements state.Store.
+func (s *Mongo) PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (state.Promotion, error) {
+	if key == "" {
+		return state.Promotion{}, fmt.Errorf("get promotion by idempotency key: %w", state.ErrNotFound)
+	}
+	var d promotionDoc
+	err := s.promotions.FindOne(ctx, bson.D{{Key: "org_id", Value: orgID}, {Key: "idempotency_key", Value: mongoIdemKey("", key)}}).Decode(&d)
+	if err != nil {
+		return state.Promotion{}, s.err("get promotion by idempotency key", err)
+	}
+	return d.promotion(), nil
+}
+
+// backfillIdemKeys gives promotions stored before idempotency keys existed
+// their "none:" key, so that the unique index can be built.
+func (s *Mongo) backfillIdemKeys(ctx context.Context) error {
+	cur, err := s.promotions.Find(ctx, bson.D{{Key: "idempotency_key", Value: bson.D{{Key: "$exists", Value: false}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return s.err("backfill idempotency keys", err)
+	}
+	var ids []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
+		return s.err("backfill idempotency keys", err)
+	}
+	for _, d := range ids {
+		_, err := s.promotions.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "idempotency_key", Value: mongoIdemKey(d.ID, "")}}}})
+		if err != nil {
+			return s.err("backfill idempotency keys", err)
+		}
+	}
+	return nil
 }
 
 // ListPromotions implements state.Store.

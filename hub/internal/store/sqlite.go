@@ -194,6 +194,43 @@ CREATE TABLE settings (
 	created_at INTEGER
 ) STRICT;
 `,
+	// 3: the idempotency key of a promotion (unique per organization when
+	// set), and an append-only audit table: the database itself refuses to
+	// change or delete an entry.
+	`
+ALTER TABLE promotions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE promotions ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX promotions_idempotency_key ON promotions (org_id, idempotency_key) WHERE idempotency_key != '';
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit is append-only: entries cannot be updated');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit is append-only: entries cannot be deleted');
+END;
+-- INSERT OR REPLACE deletes without firing delete triggers: refuse any
+-- insert of a taken (org_id, seq) here (AppendAudit reports it as a
+-- conflict, as the primary key would).
+CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+WHEN EXISTS (SELECT 1 FROM audit WHERE org_id = NEW.org_id AND seq = NEW.seq)
+BEGIN
+	SELECT RAISE(ABORT, 'audit is append-only: entries cannot be replaced');
+END;
+
+-- Signed digests of each organization's trail head (AuditAnchor).
+CREATE TABLE audit_anchors (
+	org_id    TEXT NOT NULL,
+	seq       INTEGER NOT NULL,
+	hash      TEXT NOT NULL,
+	time      INTEGER,
+	prev_sig  TEXT NOT NULL,
+	key_id    TEXT NOT NULL,
+	signature TEXT NOT NULL,
+	PRIMARY KEY (org_id, seq)
+) STRICT;
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
 )
@@ -15,14 +18,14 @@ import (
 
 const promotionColumns = `id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
 	definition, requester, status, delivered, notified, target_api_id, reason,
-	created_at, updated_at, delivered_at, decided_at, requester_id`
+	created_at, updated_at, delivered_at, decided_at, requester_id, idempotency_key, request_hash`
 
 func scanPromotion(r rowScanner) (state.Promotion, error) {
 	var p state.Promotion
 	var created, updated, delivered, decided sql.NullInt64
 	err := r.Scan(&p.ID, &p.OrgID, &p.SourceEnvID, &p.TargetEnvID, &p.APIID, &p.CrossID, &p.APIName, &p.APIVersion,
 		&p.Definition, &p.Requester, &p.Status, &p.Delivered, &p.Notified, &p.TargetAPIID, &p.Reason,
-		&created, &updated, &delivered, &decided, &p.RequesterID)
+		&created, &updated, &delivered, &decided, &p.RequesterID, &p.IdempotencyKey, &p.RequestHash)
 	if len(p.Definition) == 0 {
 		p.Definition = nil
 	}
@@ -39,10 +42,11 @@ func (s *SQLite) CreatePromotion(ctx context.Context, p state.Promotion) (string
 // insertPromotion is a promotionLocks primitive.
 func (s *SQLite) insertPromotion(ctx context.Context, p state.Promotion) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO promotions (`+promotionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.OrgID, p.SourceEnvID, p.TargetEnvID, p.APIID, p.CrossID, p.APIName, p.APIVersion,
 		p.Definition, p.Requester, string(p.Status), sqlBool(p.Delivered), sqlBool(p.Notified), p.TargetAPIID, p.Reason,
-		sqlTime(p.CreatedAt), sqlTime(p.UpdatedAt), sqlTime(p.DeliveredAt), sqlTime(p.DecidedAt), p.RequesterID)
+		sqlTime(p.CreatedAt), sqlTime(p.UpdatedAt), sqlTime(p.DeliveredAt), sqlTime(p.DecidedAt), p.RequesterID,
+		p.IdempotencyKey, p.RequestHash)
 	return s.err("insert promotion "+p.ID, err)
 }
 
@@ -50,6 +54,16 @@ func (s *SQLite) insertPromotion(ctx context.Context, p state.Promotion) error {
 func (s *SQLite) Promotion(ctx context.Context, id string) (state.Promotion, error) {
 	p, err := scanPromotion(s.r.QueryRowContext(ctx, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
 	return p, s.err("get promotion "+id, err)
+}
+
+// PromotionByIdempotencyKey implements state.Store.
+func (s *SQLite) PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (state.Promotion, error) {
+	if key == "" {
+		return state.Promotion{}, fmt.Errorf("get promotion by idempotency key: %w", state.ErrNotFound)
+	}
+	p, err := scanPromotion(s.r.QueryRowContext(ctx,
+		`SELECT `+promotionColumns+` FROM promotions WHERE org_id = ? AND idempotency_key = ?`, orgID, key))
+	return p, s.err("get promotion by idempotency key", err)
 }
 
 // sqlWhere accumulates the conditions of a WHERE clause.
@@ -202,6 +216,11 @@ func (s *SQLite) AppendAudit(ctx context.Context, e state.AuditEntry) error {
 	e = normAudit(e)
 	_, err := s.w.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.OrgID, e.Seq, sqlTime(e.Time), e.Event, e.Actor, e.EnvID, e.PromotionID, e.Detail, e.PrevHash, e.Hash)
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_TRIGGER {
+		// The audit_no_replace trigger: (OrgID, Seq) is taken.
+		return fmt.Errorf("append audit %s/%d: %w: %w", e.OrgID, e.Seq, state.ErrConflict, err)
+	}
 	return s.err(fmt.Sprintf("append audit %s/%d", e.OrgID, e.Seq), err)
 }
 

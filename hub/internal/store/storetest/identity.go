@@ -100,7 +100,7 @@ func testTouchAPITokenConcurrent(t *testing.T, s state.Store) {
 	// Every caller saw the token unused and tries to record a use; the
 	// latest time wins whatever the order, since a later touch only
 	// replaces an older one.
-	errs := race(10, func(i int) error {
+	errs := race(racers, func(i int) error {
 		return s.TouchAPIToken(ctx, tok.ID, at(time.Duration(i)*time.Second), at(time.Hour))
 	})
 	for i, err := range errs {
@@ -111,7 +111,7 @@ func testTouchAPITokenConcurrent(t *testing.T, s state.Store) {
 	got, err := s.APITokenByHash(ctx, tok.Hash)
 	must(t, "APITokenByHash", err)
 	if got.LastUsedAt.IsZero() {
-		t.Error("LastUsedAt is zero after ten touches")
+		t.Error("LastUsedAt is zero after concurrent touches")
 	}
 }
 
@@ -358,7 +358,7 @@ func testInitSetting(t *testing.T, s state.Store) {
 
 func testInitSettingConcurrent(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
-	const n = 10
+	const n = racers
 	got := make([]state.Setting, n)
 	errs := race(n, func(i int) error {
 		var err error

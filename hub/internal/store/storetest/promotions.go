@@ -111,7 +111,7 @@ func testCreatePromotionActiveKey(t *testing.T, s state.Store) {
 
 func testCreatePromotionConcurrent(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
-	const n = 20
+	const n = racers
 	active := make([]string, n)
 	errs := race(n, func(i int) error {
 		var err error
@@ -298,7 +298,7 @@ func testUpdatePromotionConcurrent(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
 	seedPromotion(t, s, promotion("p1", "prod", "c1"))
 	update(t, s, "p1", state.PromotionUpdate{From: []protocol.PromotionStatus{created}, To: toBeValid, Delivered: true, At: at(time.Minute)})
-	const n = 20
+	const n = racers
 	got := make([]state.Promotion, n)
 	errs := race(n, func(i int) error {
 		to := accepted

@@ -162,7 +162,7 @@ func testLinkTokens(t *testing.T, s state.Store) {
 func testConsumeLinkTokenConcurrent(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
 	must(t, "CreateLinkToken", s.CreateLinkToken(ctx, linkToken("t1", at(time.Hour))))
-	const n = 20
+	const n = racers
 	got := make([]state.LinkToken, n)
 	errs := race(n, func(i int) error {
 		var err error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,10 +24,37 @@ type Crasher interface {
 	LeaveLock(ctx context.Context, targetEnvID, crossID, promotionID string, lockedAt time.Time) error
 }
 
+// Config sizes the suite's heavier cases.
+type Config struct {
+	// AuditAppends is how many entries the concurrent-append case (E6)
+	// writes; 0 means the FERRY_AUDIT_APPENDS environment variable, or
+	// 500 when it is not set. (E6's full figure is 10,000: minutes on
+	// SQLite under -race, whose every append is a synchronous commit, so
+	// too slow for make test.)
+	AuditAppends int
+	// AuditHubs is how many audit.Trail instances (hubs) the 50 writers
+	// of that case are spread over; 0 means 5.
+	AuditHubs int
+}
+
 // Run runs the conformance suite. open must return a new, empty store each
 // time it is called; Run closes it when the case ends. The store returned
 // must also implement Crasher.
 func Run(t *testing.T, open func(t *testing.T) state.Store) {
+	RunConfig(t, Config{}, open)
+}
+
+// RunConfig is Run with the heavier cases sized by cfg.
+func RunConfig(t *testing.T, cfg Config, open func(t *testing.T) state.Store) {
+	if cfg.AuditAppends <= 0 {
+		cfg.AuditAppends = 500
+		if v, err := strconv.Atoi(os.Getenv("FERRY_AUDIT_APPENDS")); err == nil && v > 0 {
+			cfg.AuditAppends = v
+		}
+	}
+	if cfg.AuditHubs <= 0 {
+		cfg.AuditHubs = 5
+	}
 	cases := []struct {
 		name string
 		run  func(*testing.T, state.Store)
@@ -59,6 +88,10 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"Audit", testAudit},
 		{"ListAudit", testListAudit},
 		{"ListLimits", testListLimits},
+		{"CreateSameKeyConcurrent", testCreateSameKeyConcurrent},
+		{"PromotionIdempotencyKey", testPromotionIdempotencyKey},
+		{"AuditAnchors", testAuditAnchors},
+		{"AuditConcurrentAppend", func(t *testing.T, s state.Store) { testAuditConcurrentAppend(t, s, cfg.AuditAppends, cfg.AuditHubs) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
