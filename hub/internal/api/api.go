@@ -69,7 +69,9 @@ var _ Fleet = (*fleet.Fleet)(nil)
 
 // Promotions is the promotion workflow.
 type Promotions interface {
-	CreateAtHub(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by promotion.Caller) (state.Promotion, error)
+	// CreateAtHubOnce creates a promotion at most once per Idempotency-Key:
+	// a retry answers the promotion the key made (replayed true).
+	CreateAtHubOnce(ctx context.Context, orgID, apiID, sourceEnv, targetEnv string, by promotion.Caller, key string) (p state.Promotion, replayed bool, err error)
 	Get(ctx context.Context, orgID, id string) (state.Promotion, error)
 	List(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
 	Cancel(ctx context.Context, orgID, id string, by promotion.Caller) (state.Promotion, error)

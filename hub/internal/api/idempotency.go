@@ -22,6 +22,10 @@ const (
 	maxIdempotencyKey = 128
 )
 
+// idempotencyHeader names the header that makes a creating request
+// idempotent.
+const idempotencyHeader = "Idempotency-Key"
+
 // idempotency remembers the answers to creating requests that carried an
 // Idempotency-Key, per caller, so that a retry gets the original answer
 // instead of creating a second object.
@@ -154,7 +158,7 @@ func (w *capture) WriteString(s string) (int, error) {
 // and Retry-After. Answers that are not final (5xx, 429) are not kept, so
 // a retry runs again.
 func (a *API) idempotent(c *gin.Context) {
-	key := c.GetHeader("Idempotency-Key")
+	key := c.GetHeader(idempotencyHeader)
 	if key == "" {
 		if promotionRoutes[c.Request.Method+" "+c.FullPath()] {
 			writeProblem(c, http.StatusBadRequest, "idempotency_key_required",

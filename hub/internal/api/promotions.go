@@ -105,15 +105,25 @@ func (a *API) createPromotion(c *gin.Context) {
 		a.problem(c, protocol.CodeInvalid, "apiId, sourceEnv and targetEnv are required")
 		return
 	}
-	p, err := a.promotions.CreateAtHub(c.Request.Context(), orgOf(c).ID, req.APIID, req.SourceEnv, req.TargetEnv, principal(c).caller())
+	// The key is also kept with the promotion, so that a retry finds it
+	// after the in-memory replay record is gone (a hub restart, or a write
+	// that committed although the store answered an error).
+	p, replayed, err := a.promotions.CreateAtHubOnce(c.Request.Context(), orgOf(c).ID, req.APIID, req.SourceEnv, req.TargetEnv, principal(c).caller(), c.GetHeader(idempotencyHeader))
 	var ae *promotion.ActiveError
-	if errors.As(err, &ae) {
+	var me *promotion.IdempotencyMismatchError
+	switch {
+	case errors.As(err, &ae):
 		a.fail(c, &ActiveConflict{ID: ae.ID, Msg: ae.Error()})
 		return
-	}
-	if err != nil {
+	case errors.As(err, &me):
+		writeProblem(c, http.StatusUnprocessableEntity, "idempotency_key_mismatch", "this Idempotency-Key was used with a different request ("+me.ID+")")
+		return
+	case err != nil:
 		a.fail(c, err)
 		return
+	}
+	if replayed {
+		c.Header("Idempotent-Replayed", "true")
 	}
 	c.JSON(http.StatusCreated, a.promotionDTO(p))
 }

@@ -2,6 +2,7 @@ package faultstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -169,5 +170,49 @@ func TestFailClosed(t *testing.T) {
 	}
 	if status, _, b := do(t, srv, call{name: "verify", method: "GET", path: "/api/v1/orgs/demo/audit/_verify"}); status != http.StatusOK || !strings.Contains(b, `"ok":true`) {
 		t.Errorf("audit verify: %d %s", status, b)
+	}
+}
+
+// TestAmbiguousCreateOverHTTP is row A11 end to end: the store commits the
+// promotion and then reports a network error, so the client gets 503 and
+// retries with the same Idempotency-Key. The retry answers the promotion
+// the first request made (Idempotent-Replayed), and there is exactly one.
+func TestAmbiguousCreateOverHTTP(t *testing.T) {
+	st, srv := newAPI(t)
+	for _, c := range []call{
+		{"create org", "POST", "/api/v1/orgs", `{"name":"demo"}`, http.StatusCreated},
+		{"create Dev", "POST", "/api/v1/orgs/demo/environments", `{"name":"Dev"}`, http.StatusCreated},
+		{"create Prod", "POST", "/api/v1/orgs/demo/environments", `{"name":"Prod"}`, http.StatusCreated},
+	} {
+		if status, _, b := do(t, srv, c); status != c.ok {
+			t.Fatalf("%s: %d %s", c.name, status, b)
+		}
+	}
+	ctx := context.Background()
+	org, err := st.Org(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promote := call{"promote", "POST", "/api/v1/orgs/demo/promotions", `{"apiId":"api-1","sourceEnv":"Dev","targetEnv":"Prod"}`, http.StatusCreated}
+	st.Ambiguous("CreatePromotion")
+	if status, _, b := do(t, srv, promote); status != http.StatusServiceUnavailable {
+		t.Fatalf("promote through an ambiguous write: %d %s, want 503", status, b)
+	}
+	st.Recover()
+	stored, err := st.ListPromotions(ctx, state.PromotionFilter{OrgID: org.ID})
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("promotions after the ambiguous write: %d, %v; want the 1 it committed", len(stored), err)
+	}
+
+	for range 2 {
+		status, h, b := do(t, srv, promote) // the same key: do derives it from path and body
+		var got struct{ ID string }
+		_ = json.Unmarshal([]byte(b), &got)
+		if status != http.StatusCreated || got.ID != stored[0].ID || h.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("retry with the same key: %d %s (replayed %q); want 201 with %s, replayed", status, b, h.Get("Idempotent-Replayed"), stored[0].ID)
+		}
+	}
+	if again, err := st.ListPromotions(ctx, state.PromotionFilter{OrgID: org.ID}); err != nil || len(again) != 1 {
+		t.Errorf("promotions after the retries: %d, %v; want 1", len(again), err)
 	}
 }

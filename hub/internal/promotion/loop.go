@@ -26,6 +26,8 @@ func (s *Service) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		wg.Wait()
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runCatchUp(ctx) }()
 	t := time.NewTicker(s.retry)
 	defer t.Stop()
 	for {

@@ -9,6 +9,7 @@ type metrics struct {
 	taskRaised      prometheus.Histogram
 	decision        prometheus.Histogram
 	deliveryRetries prometheus.Counter
+	auditCaughtUp   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +40,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "hub", Name: "promotion_delivery_retries_total",
 			Help: "Delivery attempts to a connected target agent that failed and will be retried.",
 		}),
+		auditCaughtUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "audit_entries_caught_up_total",
+			Help: "Audit entries written late by the catch-up, for promotion changes whose entry was not written at the time (the hub stopped or the audit write failed). Any increase means check the hub's logs and store.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transitions, m.active, m.waiting, m.taskRaised, m.decision, m.deliveryRetries)
+		reg.MustRegister(m.transitions, m.active, m.waiting, m.taskRaised, m.decision, m.deliveryRetries, m.auditCaughtUp)
 	}
 	return m
 }

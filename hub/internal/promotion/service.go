@@ -30,6 +30,10 @@ type Store interface {
 	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (state.Promotion, error)
 	ListPromotions(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
 	UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error)
+	// For the audit catch-up (catchup.go).
+	ListOrgs(ctx context.Context) ([]state.Org, error)
+	LastAudit(ctx context.Context, orgID string) (state.AuditEntry, error)
+	ListAudit(ctx context.Context, f state.AuditFilter) ([]state.AuditEntry, error)
 }
 
 // Dispatcher reaches the agent serving an environment.

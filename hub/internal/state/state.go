@@ -200,6 +200,9 @@ type PromotionFilter struct {
 	Undelivered bool
 	// Unnotified selects terminal promotions whose source was not told.
 	Unnotified bool
+	// UpdatedSince, when not zero, selects promotions last changed at or
+	// after it.
+	UpdatedSince time.Time
 	Limit      int // 0 means 100
 	Offset     int
 }

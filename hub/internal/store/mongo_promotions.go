@@ -232,6 +232,9 @@ func (s *Mongo) ListPromotions(ctx context.Context, f state.PromotionFilter) ([]
 		and.in("status", terminalStatuses)
 		and = append(and, bson.D{{Key: "notified", Value: false}})
 	}
+	if !f.UpdatedSince.IsZero() {
+		and = append(and, bson.D{{Key: "updated_at", Value: bson.D{{Key: "$gte", Value: f.UpdatedSince}}}})
+	}
 	return findAll(ctx, s, "list promotions", s.promotions, and.filter(), promotionDoc.promotion,
 		options.Find().
 			SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).

@@ -140,6 +140,9 @@ func (s *SQLite) ListPromotions(ctx context.Context, f state.PromotionFilter) ([
 		w.in("status", terminalStatuses)
 		w.add("notified = 0")
 	}
+	if !f.UpdatedSince.IsZero() {
+		w.add("updated_at >= ?", f.UpdatedSince.UnixMilli())
+	}
 	args := append(w.args, pageLimit(f.Limit), max(f.Offset, 0))
 	return queryAll(ctx, s, "list promotions", scanPromotion,
 		`SELECT `+promotionColumns+` FROM promotions`+w.String()+` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
