@@ -43,6 +43,9 @@ type Config struct {
 	// ReadHeaderTimeout is how long a connection may take to send a
 	// request's headers before it is closed (slowloris protection).
 	ReadHeaderTimeout time.Duration
+	// AuditAnchorEvery is how often the hub signs the head of each
+	// organization's audit trail (an anchor, logged and stored).
+	AuditAnchorEvery time.Duration
 
 	// TLS: with TLSCert and TLSKey (PEM files) the listener serves HTTPS
 	// and WSS only. ClientCA (a PEM bundle) additionally requires agents'
@@ -98,6 +101,7 @@ func Default() Config {
 		Listen: "127.0.0.1:8080", DataDir: "./data/hub", LogLevel: slog.LevelInfo, LogFormat: "text",
 		PingInterval: 10 * time.Second, PongWait: 30 * time.Second, Redelivery: 5 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
+		AuditAnchorEvery:  time.Hour,
 		RateLimitToken:    RateLimit{Rate: 20, Burst: 40},
 		RateLimitSignIn:   RateLimit{Rate: 5, Burst: 10},
 		RateLimitLink:     RateLimit{Rate: 10, Burst: 60},
@@ -129,7 +133,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		v   string
 		dst *time.Duration
 	}{{pingEnv, &c.PingInterval}, {pongEnv, &c.PongWait}, {getenv("FERRY_REDELIVERY_INTERVAL"), &c.Redelivery},
-		{getenv("FERRY_READ_HEADER_TIMEOUT"), &c.ReadHeaderTimeout}} {
+		{getenv("FERRY_READ_HEADER_TIMEOUT"), &c.ReadHeaderTimeout}, {getenv("FERRY_AUDIT_ANCHOR_EVERY"), &c.AuditAnchorEvery}} {
 		if d.v == "" {
 			continue
 		}
@@ -156,6 +160,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the REST API and agent link (FERRY_LISTEN)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of an operator listener serving /metrics only; empty serves /metrics on --listen (FERRY_METRICS_ADDR)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time a client has to send a request's headers (FERRY_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.AuditAnchorEvery, "audit-anchor-every", c.AuditAnchorEvery, "how often the head of each audit trail is signed and logged (FERRY_AUDIT_ANCHOR_EVERY)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store and generated admin token (FERRY_DATA_DIR)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", c.MongoURI, "MongoDB URI; empty uses the embedded SQLite store (FERRY_MONGO_URI)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL agents use to reach the hub (FERRY_PUBLIC_URL)")
@@ -194,6 +199,9 @@ func (c Config) Validate() error {
 		} else if c.MetricsAddr == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			errs = append(errs, errors.New("metrics-addr must differ from listen"))
 		}
+	}
+	if c.AuditAnchorEvery < time.Second || c.AuditAnchorEvery > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("audit-anchor-every %s: want from 1s to 24h", c.AuditAnchorEvery))
 	}
 	if c.ReadHeaderTimeout <= 0 || c.ReadHeaderTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("read-header-timeout %s: want more than 0 and at most 5m", c.ReadHeaderTimeout))

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,6 +121,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(err)
 	}
+	anchorer, err := s.anchorer(ctx)
+	if err != nil {
+		return s.abort(err)
+	}
 	promos, err := promotion.New(s.store, index, trail, s.log, s.reg, promotion.Options{Retry: s.cfg.Redelivery})
 	if err != nil {
 		return s.abort(err)
@@ -200,6 +207,11 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		_ = promos.Run(bg)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = anchorer.Run(bg)
+	}()
 	s.serveCh = make(chan error, 2)
 	go func() { s.serveCh <- s.http.Serve(ln) }()
 	if s.metrics != nil {
@@ -208,6 +220,32 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.log.Info("hub started", "listen", ln.Addr().String(), "store", engine, "version", Version)
 	return nil
+}
+
+// anchorSetting names the stored Ed25519 key that signs audit anchors.
+const anchorSetting = "audit_anchor_key"
+
+// anchorer loads (or makes, on first start) the audit anchor signing key and
+// returns the Anchorer that signs each trail's head every AuditAnchorEvery.
+// Each anchor is logged as well as stored: the log is the copy outside the
+// store that a rewrite of the store cannot reach.
+func (s *Server) anchorer(ctx context.Context) (*audit.Anchorer, error) {
+	_, fresh, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate audit anchor key: %w", err)
+	}
+	st, err := s.store.InitSetting(ctx, state.Setting{Name: anchorSetting, Value: fresh, CreatedAt: time.Now().UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("load audit anchor key: %w", err)
+	}
+	if len(st.Value) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("load audit anchor key: stored key has %d bytes, want %d", len(st.Value), ed25519.PrivateKeySize)
+	}
+	key := ed25519.PrivateKey(st.Value)
+	pub := key.Public().(ed25519.PublicKey)
+	s.log.Info("audit anchor key loaded; anchors verify with this public key", "kid", audit.KeyID(pub),
+		"public_key", base64.RawURLEncoding.EncodeToString(pub), "every", s.cfg.AuditAnchorEvery)
+	return audit.NewAnchorer(s.store, key, s.log, audit.AnchorOptions{Every: s.cfg.AuditAnchorEvery})
 }
 
 // tlsConfig is the listener's TLS configuration, nil without TLS.
