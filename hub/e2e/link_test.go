@@ -51,12 +51,21 @@ func TestLinkTokenOnce(t *testing.T) {
 	startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "a1"), tok)
 	testbed.WaitFor(t, 15*time.Second, "first agent online", func() bool { return h.online(t, "acme") == 1 })
 
-	st := doJSON(t, "POST", h.url+"/api/v1/link/enroll", tok, map[string]string{"agentVersion": "x"}, nil)
-	if st != http.StatusUnauthorized {
-		t.Errorf("second use of a link token: status %d, want 401", st)
+	st, body := testbed.DoJSON(t, "POST", h.url+"/api/v1/link/enroll", tok, map[string]string{"agentVersion": "x"}, nil)
+	if st != http.StatusUnauthorized || !strings.Contains(body, `"code":"link_token_used"`) {
+		t.Errorf("second use of a link token: %d %s; want 401 link_token_used", st, body)
 	}
 	if n := len(h.installations(t, "acme")); n != 1 {
 		t.Errorf("%d installations after a refused reuse, want 1", n)
+	}
+	reused := 0
+	for _, e := range h.audit(t, "acme") {
+		if e.Event == "LINK_TOKEN_REUSED" {
+			reused++
+		}
+	}
+	if reused != 1 {
+		t.Errorf("%d LINK_TOKEN_REUSED audit entries after the reuse, want 1", reused)
 	}
 }
 

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/auth"
+	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/ids"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
@@ -243,6 +246,15 @@ func (a *API) enroll(c *gin.Context) {
 		return
 	}
 	e, err := a.fleet.Enroll(c.Request.Context(), tok, req.AgentVersion, req.Hostname)
+	var used *fleet.LinkTokenUsedError
+	if errors.As(err, &used) {
+		// A copy of a spent token is in someone's hands: tell the org.
+		a.record(c, audit.Event{OrgID: used.OrgID, Event: audit.LinkTokenReused, Actor: "peer:" + c.RemoteIP(), EnvID: used.EnvID,
+			Detail: "link token " + used.TokenID + " presented again after it linked an agent; refused"})
+		c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeProblem(c, http.StatusUnauthorized, "link_token_used", used.Error())
+		return
+	}
 	if err != nil {
 		a.fail(c, err)
 		return

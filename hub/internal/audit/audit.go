@@ -28,6 +28,7 @@ const (
 	AccessDenied       = "ACCESS_DENIED"
 	DecisionConflict   = "PROMOTION_DECISION_CONFLICT"
 	PromotionRefused   = "PROMOTION_REFUSED"
+	LinkTokenReused    = "LINK_TOKEN_REUSED"
 
 	// Identity management, written by the REST API.
 	UserCreated  = "USER_CREATED"

@@ -119,8 +119,8 @@ func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname st
 	switch {
 	case errors.Is(err, state.ErrConflict):
 		f.m.enrollments.WithLabelValues("reused").Inc()
-		f.log.Warn("link token presented a second time; refused")
-		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "link token already used; create a new one at the hub")
+		f.log.Warn("link token presented a second time; refused", "org_id", t.OrgID, "env_id", t.EnvID, "token_id", t.ID)
+		return Enrolled{}, &LinkTokenUsedError{OrgID: t.OrgID, EnvID: t.EnvID, TokenID: t.ID}
 	case errors.Is(err, state.ErrNotFound):
 		f.m.enrollments.WithLabelValues("unknown").Inc()
 		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown or expired link token; create a new one at the hub")
@@ -141,6 +141,16 @@ func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname st
 	f.m.enrollments.WithLabelValues("ok").Inc()
 	f.log.Info("agent linked", "agent_id", inst.ID, "org_id", inst.OrgID, "env_id", t.EnvID)
 	return Enrolled{Installation: inst, Credential: cred}, nil
+}
+
+// LinkTokenUsedError is Enroll's answer to a link token presented again:
+// someone holds a copy of a token that already linked an agent.
+type LinkTokenUsedError struct {
+	OrgID, EnvID, TokenID string // empty when the store could not say
+}
+
+func (e *LinkTokenUsedError) Error() string {
+	return "link token already used; create a new one at the hub"
 }
 
 // Authenticate maps an installation credential to its installation.

@@ -285,8 +285,9 @@ type Store interface {
 	CreateLinkToken(ctx context.Context, t LinkToken) error
 	// ConsumeLinkToken marks the token with this hash used at now and
 	// returns it. ErrNotFound when no such token exists or it expired;
-	// ErrConflict when it was already used. Exactly one of concurrent
-	// callers succeeds.
+	// ErrConflict when it was already used, returned with the token (so
+	// that the reuse can be audited in its organization). Exactly one of
+	// concurrent callers succeeds.
 	ConsumeLinkToken(ctx context.Context, hash string, now time.Time) (LinkToken, error)
 
 	// CreateInstallation inserts i; ErrConflict on a duplicate credential.

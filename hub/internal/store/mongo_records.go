@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -197,10 +198,17 @@ func (s *Mongo) ConsumeLinkToken(ctx context.Context, hash string, now time.Time
 	}
 	t := d.linkToken()
 	if err := linkTokenUnusable(t, now); err != nil {
+		if errors.Is(err, state.ErrConflict) {
+			return t, err
+		}
 		return state.LinkToken{}, err
 	}
 	if _, err := s.linkTokenUses.InsertOne(ctx, linkTokenUseDoc{TokenID: t.ID, UsedAt: now}); err != nil {
-		return state.LinkToken{}, s.err(fmt.Sprintf("consume link token %s: already used", t.ID), err)
+		err = s.err(fmt.Sprintf("consume link token %s: already used", t.ID), err)
+		if errors.Is(err, state.ErrConflict) {
+			return t, err
+		}
+		return state.LinkToken{}, err
 	}
 	t.UsedAt = now
 	_, err := s.linkTokens.UpdateOne(ctx, bson.D{{Key: "_id", Value: t.ID}},

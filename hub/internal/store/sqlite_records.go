@@ -147,6 +147,9 @@ func (s *SQLite) ConsumeLinkToken(ctx context.Context, hash string, now time.Tim
 		return state.LinkToken{}, s.err("consume link token", err)
 	}
 	if err := linkTokenUnusable(t, now); err != nil {
+		if errors.Is(err, state.ErrConflict) {
+			return t, err
+		}
 		return state.LinkToken{}, err
 	}
 	// Created after the UPDATE looked for it.

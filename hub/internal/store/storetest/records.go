@@ -144,7 +144,7 @@ func testLinkTokens(t *testing.T, s state.Store) {
 		wantErr error
 	}{
 		{"valid", "h-valid", used(linkToken("valid", at(2*time.Hour))), nil},
-		{"used", "h-valid", state.LinkToken{}, state.ErrConflict},
+		{"used: the spent token comes back with the conflict", "h-valid", used(linkToken("valid", at(2*time.Hour))), state.ErrConflict},
 		{"expired", "h-expired", state.LinkToken{}, state.ErrNotFound},
 		{"expires now", "h-boundary", state.LinkToken{}, state.ErrNotFound},
 		{"no expiry", "h-forever", used(linkToken("forever", time.Time{})), nil},
