@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -132,5 +133,67 @@ func TestBrowserOriginRefused(t *testing.T) {
 	}
 	if !strings.Contains(resp.Header.Get("Content-Type"), "problem+json") {
 		t.Errorf("refusal content type %q, want problem+json", resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestRevokedInstallationIsDisconnected is catalogue rows C7 and W26: an
+// administrator revokes an installation; its open link is closed within
+// 10 s, it is gone from the inventory, its credential is refused with 401
+// at the link, and the revocation is audited.
+func TestRevokedInstallationIsDisconnected(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
+	h.setupOrg(t, "acme", "Dev")
+	ag := startAgent(t, h, startAPIM(t, ""), filepath.Join(dir, "a1"), h.linkToken(t, "acme", "Dev"))
+	testbed.WaitFor(t, 15*time.Second, "agent online", func() bool { return h.online(t, "acme") == 1 })
+	if n := metric(t, h.url, "ferry_hub_agents_connected"); n != 1 {
+		t.Fatalf("ferry_hub_agents_connected = %v before the revocation, want 1", n)
+	}
+	id := h.installations(t, "acme")[0].ID
+	cred, err := os.ReadFile(filepath.Join(ag.dir, "credential"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if st := h.call(t, "DELETE", "/api/v1/orgs/acme/installations/"+id, nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: status %d", st)
+	}
+	revoked := time.Now()
+	if n := len(h.installations(t, "acme")); n != 0 {
+		t.Errorf("%d installations after the revocation, want 0", n)
+	}
+	testbed.WaitFor(t, 10*time.Second, "the revoked agent's link closed", func() bool {
+		return metric(t, h.url, "ferry_hub_agents_connected") == 0
+	})
+	if d := time.Since(revoked); d > 10*time.Second {
+		t.Errorf("the link closed %v after the revocation, want ≤ 10s", d)
+	}
+	// The agent keeps trying; each attempt is refused.
+	req, _ := http.NewRequest("GET", h.url+"/api/v1/link", nil)
+	for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "ferry.v1", "Authorization": "Bearer " + strings.TrimSpace(string(cred))} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("link upgrade with the revoked credential: %d, want 401", resp.StatusCode)
+	}
+	n := 0
+	for _, e := range h.audit(t, "acme") {
+		if e.Event == "INSTALLATION_REVOKED" && strings.Contains(e.Detail, id) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d INSTALLATION_REVOKED audit entries, want 1", n)
+	}
+	time.Sleep(2 * time.Second) // the agent's next attempts
+	if n := metric(t, h.url, "ferry_hub_agents_connected"); n != 0 {
+		t.Errorf("ferry_hub_agents_connected = %v after the revocation, want 0: the revoked agent got back in", n)
 	}
 }

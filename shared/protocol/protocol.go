@@ -31,6 +31,10 @@ const (
 	// same installation replaced it. The agent backs off as usual instead
 	// of reconnecting at once.
 	CloseSuperseded = 4000
+	// CloseRevoked ends a connection because an administrator revoked the
+	// installation's credential. Reconnecting is refused with 401 until
+	// the agent is linked again with a new link token.
+	CloseRevoked = 4401
 )
 
 // MaxFrameBytes is the largest frame either side accepts. A larger frame

@@ -2,6 +2,7 @@ package link_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,4 +155,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestRevokedStopsTheLink: a link the hub closes with protocol.CloseRevoked
+// ends Run with ErrUnauthorized at once, without dialling again with a
+// credential the hub no longer knows (rows C7, W26).
+func TestRevokedStopsTheLink(t *testing.T) {
+	hub := startHub(t, &hubtest.Hub{})
+	c := newClient(t, hub, nil)
+	c.run(t)
+	conn := waitConn(t, hub, 1)
+	conn.Close(protocol.CloseRevoked, "installation revoked")
+	select {
+	case err := <-c.done:
+		if !errors.Is(err, link.ErrUnauthorized) {
+			t.Errorf("Run after a revocation = %v, want ErrUnauthorized", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run kept going after the hub revoked the installation")
+	}
+	c.done <- nil // for the cleanup, which waits on done
+	if n := len(hub.Conns()); n != 1 {
+		t.Errorf("%d connections, want 1: the agent dialled again after the revocation", n)
+	}
 }

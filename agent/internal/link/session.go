@@ -176,8 +176,11 @@ func (s *session) readLoop(ctx context.Context) error {
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
-				if ce.Code == protocol.CloseSuperseded {
+				switch ce.Code {
+				case protocol.CloseSuperseded:
 					return fmt.Errorf("hub closed the link: %w", ErrSuperseded)
+				case protocol.CloseRevoked:
+					return fmt.Errorf("hub closed the link: the installation was revoked: %w", ErrUnauthorized)
 				}
 				return fmt.Errorf("hub closed the link: %d %s", ce.Code, ce.Text)
 			}

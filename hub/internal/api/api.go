@@ -63,6 +63,7 @@ type Fleet interface {
 	IssueLinkToken(ctx context.Context, env state.Environment, ttl time.Duration) (fleet.IssuedLinkToken, error)
 	Enroll(ctx context.Context, linkToken, agentVersion, hostname string) (fleet.Enrolled, error)
 	List(ctx context.Context, orgID string) ([]fleet.Installation, error)
+	Revoke(ctx context.Context, orgID, id string) (state.Installation, error)
 }
 
 var _ Fleet = (*fleet.Fleet)(nil)
@@ -216,6 +217,7 @@ func New(d Deps) (*API, error) {
 	admin := org.Group("", a.requireOrgAdmin)
 	admin.POST("/environments", a.idempotent, a.createEnvironment)
 	admin.POST("/environments/:env/link-tokens", a.idempotent, a.createLinkToken)
+	admin.DELETE("/installations/:id", a.revokeInstallation)
 	admin.GET("/audit", a.listAudit)
 	admin.GET("/audit/_verify", a.verifyAudit)
 	admin.POST("/users", a.idempotent, a.createUser)

@@ -36,6 +36,8 @@
 //
 //	GET    /orgs/{org}, /environments, /installations      any member
 //	POST   /environments, /environments/{env}/link-tokens  organization ADMIN
+//	DELETE /installations/{id}       organization ADMIN: revokes the credential and
+//	                                closes the agent's link (4401); link it again to return
 //	POST   /promotions              API_DEFINITION[UPDATE] on the API in the source
 //	GET    /promotions[?env=]       ENVIRONMENT_API[READ] on env; without env,
 //	                                the promotions of every readable environment

@@ -196,6 +196,20 @@ func (a *API) createLinkToken(c *gin.Context) {
 	})
 }
 
+// revokeInstallation deletes an installation and its credential and
+// disconnects its agent; it answers the revoked installation.
+func (a *API) revokeInstallation(c *gin.Context) {
+	o := orgOf(c)
+	i, err := a.fleet.Revoke(c.Request.Context(), o.ID, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.record(c, audit.Event{OrgID: o.ID, Event: audit.InstallationRevoked, Actor: principal(c).Actor(),
+		Detail: "installation " + i.ID + " (host " + i.Hostname + ") revoked; its agent must be linked again"})
+	c.JSON(http.StatusOK, InstallationDTO{ID: i.ID, Status: "revoked", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt})
+}
+
 func (a *API) listInstallations(c *gin.Context) {
 	o := orgOf(c)
 	insts, err := a.fleet.List(c.Request.Context(), o.ID)

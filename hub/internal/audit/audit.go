@@ -19,16 +19,17 @@ import (
 
 // Event names. Append-only.
 const (
-	PromotionCreated   = "PROMOTION_CREATED"
-	PromotionDelivered = "PROMOTION_DELIVERED"
-	PromotionAccepted  = "PROMOTION_ACCEPTED"
-	PromotionRejected  = "PROMOTION_REJECTED"
-	PromotionFailed    = "PROMOTION_FAILED"
-	PromotionCancelled = "PROMOTION_CANCELLED"
-	AccessDenied       = "ACCESS_DENIED"
-	DecisionConflict   = "PROMOTION_DECISION_CONFLICT"
-	PromotionRefused   = "PROMOTION_REFUSED"
-	LinkTokenReused    = "LINK_TOKEN_REUSED"
+	PromotionCreated    = "PROMOTION_CREATED"
+	PromotionDelivered  = "PROMOTION_DELIVERED"
+	PromotionAccepted   = "PROMOTION_ACCEPTED"
+	PromotionRejected   = "PROMOTION_REJECTED"
+	PromotionFailed     = "PROMOTION_FAILED"
+	PromotionCancelled  = "PROMOTION_CANCELLED"
+	AccessDenied        = "ACCESS_DENIED"
+	DecisionConflict    = "PROMOTION_DECISION_CONFLICT"
+	PromotionRefused    = "PROMOTION_REFUSED"
+	LinkTokenReused     = "LINK_TOKEN_REUSED"
+	InstallationRevoked = "INSTALLATION_REVOKED"
 
 	// Identity management, written by the REST API.
 	UserCreated  = "USER_CREATED"

@@ -107,6 +107,14 @@ func (s *Store) Installation(ctx context.Context, id string) (_ state.Installati
 	return s.s.Installation(ctx, id)
 }
 
+func (s *Store) DeleteInstallation(ctx context.Context, id string) (err error) {
+	if err = s.fault(ctx, "DeleteInstallation"); err != nil {
+		return
+	}
+	defer s.after("DeleteInstallation", &err)
+	return s.s.DeleteInstallation(ctx, id)
+}
+
 func (s *Store) ListInstallations(ctx context.Context, orgID string) (_ []state.Installation, err error) {
 	if err = s.fault(ctx, "ListInstallations"); err != nil {
 		return

@@ -49,6 +49,8 @@ type offline struct{}
 
 func (offline) LastSeen(string) (time.Time, bool) { return time.Time{}, false }
 
+func (offline) Disconnect(string, int, string) {}
+
 const adminToken = "faultstore-admin-token-0123456789"
 
 // newAPI wires the real REST API, workflow, audit trail, fleet and

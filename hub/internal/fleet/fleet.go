@@ -26,6 +26,7 @@ type Store interface {
 	CreateInstallation(ctx context.Context, i state.Installation) error
 	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
 	Installation(ctx context.Context, id string) (state.Installation, error)
+	DeleteInstallation(ctx context.Context, id string) error
 	ListInstallations(ctx context.Context, orgID string) ([]state.Installation, error)
 	UpdateInstallationSeen(ctx context.Context, id string, online bool, at time.Time, agentVersion, hostname string) error
 }
@@ -35,6 +36,9 @@ type Presence interface {
 	// LastSeen returns when the installation was last heard from, and
 	// whether it is connected now.
 	LastSeen(installationID string) (time.Time, bool)
+	// Disconnect closes the installation's link, if it has one here, with
+	// an application close code.
+	Disconnect(installationID string, code int, reason string)
 }
 
 // Fleet manages installations.
@@ -257,6 +261,29 @@ func (f *Fleet) Disconnected(ctx context.Context, installationID string, lastSee
 type Installation struct {
 	state.Installation
 	Online bool
+}
+
+// Revoke deletes an installation of orgID, and with it its credential, and
+// closes its link with protocol.CloseRevoked: the agent can no longer
+// connect until it is linked again with a new link token. An installation
+// of another organization is not found, like a missing one.
+func (f *Fleet) Revoke(ctx context.Context, orgID, id string) (state.Installation, error) {
+	i, err := f.store.Installation(ctx, id)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != orgID) {
+		return state.Installation{}, protocol.Errorf(protocol.CodeNotFound, "no installation "+id)
+	}
+	if err != nil {
+		return state.Installation{}, fmt.Errorf("load installation: %w", err)
+	}
+	if err := f.store.DeleteInstallation(ctx, id); err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			return state.Installation{}, protocol.Errorf(protocol.CodeNotFound, "no installation "+id)
+		}
+		return state.Installation{}, fmt.Errorf("revoke installation: %w", err)
+	}
+	f.presence.Disconnect(id, protocol.CloseRevoked, "installation revoked")
+	f.log.Warn("installation revoked; its agent is disconnected and must be linked again", "agent_id", id, "org_id", orgID)
+	return i, nil
 }
 
 // List returns an organization's installations with live status.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
 )
 
@@ -29,6 +30,10 @@ func TestBOLA(t *testing.T) {
 	bindingID, tokenID := bindings.Items[0].ID, toks.Items[0].ID
 	prom := h.fixture(b, "Prod", "bx", victim.ID, "user:victor")
 	bProd := b.Env["Prod"].ID
+	bInst := state.Installation{ID: "ins_globex_prod", OrgID: b.ID, EnvIDs: []string{bProd}, CredentialHash: "hash-of-globex-credential", CreatedAt: h.clock.now().UTC()}
+	if err := h.store.CreateInstallation(t.Context(), bInst); err != nil {
+		t.Fatal(err)
+	}
 
 	routes := []struct {
 		method, path string
@@ -41,6 +46,7 @@ func TestBOLA(t *testing.T) {
 		{"POST", "/api/v1/orgs/globex/environments", map[string]string{"name": "Evil"}},
 		{"POST", "/api/v1/orgs/globex/environments/Prod/link-tokens", nil},
 		{"GET", "/api/v1/orgs/globex/installations", nil},
+		{"DELETE", "/api/v1/orgs/globex/installations/" + bInst.ID, nil},
 		{"POST", "/api/v1/orgs/globex/promotions", map[string]string{"apiId": "api-bx", "sourceEnv": "Dev", "targetEnv": "Prod"}},
 		{"GET", "/api/v1/orgs/globex/promotions", nil},
 		{"GET", "/api/v1/orgs/globex/promotions/" + prom.ID, nil},
@@ -68,6 +74,7 @@ func TestBOLA(t *testing.T) {
 		{"GET", "/api/v1/orgs/acme/promotions?sourceEnv=" + b.Env["Dev"].ID, nil},
 		{"GET", "/api/v1/orgs/acme/audit?env=" + bProd, nil},
 		{"POST", "/api/v1/orgs/acme/environments/" + bProd + "/link-tokens", nil},
+		{"DELETE", "/api/v1/orgs/acme/installations/" + bInst.ID, nil},
 		{"POST", "/api/v1/orgs/acme/promotions", map[string]string{"apiId": "api-bx", "sourceEnv": b.Env["Dev"].ID, "targetEnv": "Prod"}},
 		{"POST", "/api/v1/orgs/acme/promotions", map[string]string{"apiId": "api-ax", "sourceEnv": "Dev", "targetEnv": bProd}},
 		{"GET", "/api/v1/orgs/acme/users/" + victim.ID, nil},
@@ -115,7 +122,10 @@ func TestBOLA(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2*26 {
-		t.Errorf("%d ACCESS_DENIED entries for routes naming globex in acme's trail, want %d", n, 2*26)
+	if n != 2*27 {
+		t.Errorf("%d ACCESS_DENIED entries for routes naming globex in acme's trail, want %d", n, 2*27)
+	}
+	if _, err := h.store.Installation(t.Context(), bInst.ID); err != nil {
+		t.Errorf("globex's installation after the attempts: %v", err)
 	}
 }

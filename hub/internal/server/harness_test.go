@@ -89,6 +89,8 @@ type noPresence struct{}
 
 func (noPresence) LastSeen(string) (time.Time, bool) { return time.Time{}, false }
 
+func (noPresence) Disconnect(string, int, string) {}
+
 // testHub is the hub's REST API, link operations, promotion workflow, audit
 // trail and authority on a real SQLite store, in process.
 type testHub struct {

@@ -55,6 +55,15 @@ type presence struct{ reg *link.Registry }
 
 var _ fleet.Presence = (*presence)(nil)
 
+func (p *presence) Disconnect(id string, code int, reason string) {
+	if p.reg == nil {
+		return
+	}
+	if c, ok := p.reg.Get(id); ok {
+		c.Close(code, reason)
+	}
+}
+
 func (p *presence) LastSeen(id string) (time.Time, bool) {
 	if p.reg == nil {
 		return time.Time{}, false

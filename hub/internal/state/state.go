@@ -294,6 +294,9 @@ type Store interface {
 	CreateInstallation(ctx context.Context, i Installation) error
 	InstallationByCredential(ctx context.Context, hash string) (Installation, error)
 	Installation(ctx context.Context, id string) (Installation, error)
+	// DeleteInstallation removes the installation, and so its credential;
+	// ErrNotFound when there is none.
+	DeleteInstallation(ctx context.Context, id string) error
 	ListInstallations(ctx context.Context, orgID string) ([]Installation, error)
 	// UpdateInstallationSeen records liveness and the agent's identity.
 	UpdateInstallationSeen(ctx context.Context, id string, online bool, at time.Time, agentVersion, hostname string) error

@@ -111,6 +111,11 @@ func (s *instrumented) Installation(ctx context.Context, id string) (_ state.Ins
 	return s.s.Installation(ctx, id)
 }
 
+func (s *instrumented) DeleteInstallation(ctx context.Context, id string) (err error) {
+	defer s.done("DeleteInstallation", time.Now(), &err)
+	return s.s.DeleteInstallation(ctx, id)
+}
+
 func (s *instrumented) ListInstallations(ctx context.Context, orgID string) (_ []state.Installation, err error) {
 	defer s.done("ListInstallations", time.Now(), &err)
 	return s.s.ListInstallations(ctx, orgID)

@@ -251,6 +251,18 @@ func (s *Mongo) Installation(ctx context.Context, id string) (state.Installation
 	return s.findInstallation(ctx, "get installation "+id, bson.D{{Key: "_id", Value: id}})
 }
 
+// DeleteInstallation implements state.Store.
+func (s *Mongo) DeleteInstallation(ctx context.Context, id string) error {
+	res, err := s.installations.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return s.err("delete installation "+id, err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete installation %s: %w", id, state.ErrNotFound)
+	}
+	return nil
+}
+
 // ListInstallations implements state.Store.
 func (s *Mongo) ListInstallations(ctx context.Context, orgID string) ([]state.Installation, error) {
 	return findAll(ctx, s, "list installations", s.installations, bson.D{{Key: "org_id", Value: orgID}},

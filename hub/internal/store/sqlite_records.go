@@ -221,6 +221,18 @@ func (s *SQLite) Installation(ctx context.Context, id string) (state.Installatio
 	return i, s.err("get installation "+id, err)
 }
 
+// DeleteInstallation implements state.Store.
+func (s *SQLite) DeleteInstallation(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM installations WHERE id = ?`, id)
+	if err != nil {
+		return s.err("delete installation "+id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("delete installation %s: %w", id, state.ErrNotFound)
+	}
+	return nil
+}
+
 // ListInstallations implements state.Store.
 func (s *SQLite) ListInstallations(ctx context.Context, orgID string) ([]state.Installation, error) {
 	return queryAll(ctx, s, "list installations", scanInstallation,

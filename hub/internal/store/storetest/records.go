@@ -232,6 +232,15 @@ func testInstallations(t *testing.T, s state.Store) {
 	got, err := s.ListInstallations(ctx, "o1")
 	checkErr(t, "ListInstallations", err, nil)
 	diff(t, "ListInstallations(o1) (by creation)", []state.Installation{i2, i1}, got)
+
+	// Revocation deletes the installation, and with it the credential.
+	must(t, "DeleteInstallation(i1)", s.DeleteInstallation(ctx, "i1"))
+	checkErr(t, "DeleteInstallation(i1) again", s.DeleteInstallation(ctx, "i1"), state.ErrNotFound)
+	_, err = s.InstallationByCredential(ctx, "c-i1")
+	checkErr(t, "InstallationByCredential after the delete", err, state.ErrNotFound)
+	got, err = s.ListInstallations(ctx, "o1")
+	checkErr(t, "ListInstallations", err, nil)
+	diff(t, "ListInstallations(o1) after the delete", []state.Installation{i2}, got)
 }
 
 func testUpdateInstallationSeen(t *testing.T, s state.Store) {
