@@ -127,6 +127,11 @@ type Reply struct {
 	Error *Error `json:"error,omitempty"`
 	// Body is the operation's output when Status is ok.
 	Body json.RawMessage `json:"body,omitempty"`
+	// Duplicate is true when the reply answers a copy of a command the
+	// link had already received (a frame the network duplicated): it is
+	// the first copy's reply again, and the command did not run twice.
+	// False on the first reply.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Validate checks that status and error agree.

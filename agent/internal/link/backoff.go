@@ -5,28 +5,36 @@ import (
 	"time"
 )
 
-// backoff is capped exponential backoff with full jitter.
+// backoff is capped exponential backoff with jitter. With a spread, the
+// first wait after a reset is uniform over [0, spread) instead: a whole
+// fleet that lost its hub at the same moment redials over that window.
 type backoff struct {
 	min, max time.Duration
+	spread   time.Duration
 	attempt  int
+	spreadOK bool           // the spread wait was taken since the last reset
 	rand     func() float64 // [0,1); tests fix it
 }
 
 // next returns the wait before the next attempt and advances.
 func (b *backoff) next() time.Duration {
+	r := b.rand
+	if r == nil {
+		r = rand.Float64
+	}
+	if b.spread > 0 && !b.spreadOK {
+		b.spreadOK = true
+		return time.Duration(r() * float64(b.spread))
+	}
 	d := b.min << b.attempt
 	if d > b.max || d <= 0 {
 		d = b.max
 	} else {
 		b.attempt++
 	}
-	r := b.rand
-	if r == nil {
-		r = rand.Float64
-	}
 	// Full jitter over [d/2, d): spreads a herd without waiting near zero.
 	return d/2 + time.Duration(r()*float64(d/2))
 }
 
 // reset starts over after a healthy connection.
-func (b *backoff) reset() { b.attempt = 0 }
+func (b *backoff) reset() { b.attempt, b.spreadOK = 0, false }

@@ -72,13 +72,18 @@ type Config struct {
 	// certificate); nil uses the system roots and no client certificate.
 	TLS *tls.Config
 
-	MinBackoff  time.Duration // (1s)
-	MaxBackoff  time.Duration // (60s)
-	HealthyIn   time.Duration // a session this long resets the backoff (1s): a hub that accepted and served us is healthy; a crash loop that drops us at once still backs off
-	PongWait    time.Duration // silence after which the hub is dead (30s)
-	WriteWait   time.Duration // (10s)
-	CallTimeout time.Duration // (30s)
-	SendQueue   int           // (64)
+	MinBackoff time.Duration // (1s)
+	MaxBackoff time.Duration // (60s)
+	HealthyIn  time.Duration // a session this long resets the backoff (1s): a hub that accepted and served us is healthy; a crash loop that drops us at once still backs off
+	// ReconnectSpread is the window over which the first redial after a
+	// healthy session is spread, uniformly (5s): when a hub restarts, its
+	// agents come back over these seconds instead of all in the first one.
+	// Negative means no spread (the backoff alone).
+	ReconnectSpread time.Duration
+	PongWait        time.Duration // silence after which the hub is dead (30s)
+	WriteWait       time.Duration // (10s)
+	CallTimeout     time.Duration // (30s)
+	SendQueue       int           // (64)
 }
 
 // Client keeps the agent linked to the hub.
@@ -115,6 +120,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 	def(&cfg.MinBackoff, time.Second)
 	def(&cfg.MaxBackoff, 60*time.Second)
 	def(&cfg.HealthyIn, time.Second)
+	if cfg.ReconnectSpread == 0 {
+		cfg.ReconnectSpread = 5 * time.Second
+	}
 	def(&cfg.PongWait, 30*time.Second)
 	def(&cfg.WriteWait, 10*time.Second)
 	def(&cfg.CallTimeout, 30*time.Second)
@@ -187,7 +195,7 @@ func (c *Client) Run(ctx context.Context) error {
 		return err
 	}
 	defer c.setState(StateClosed)
-	b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
+	b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff, spread: max(c.cfg.ReconnectSpread, 0)}
 	for {
 		if c.isDraining() {
 			return nil

@@ -34,7 +34,7 @@ func newClient(t *testing.T, hub *hubtest.Hub, mod func(*link.Config)) *testClie
 	cfg := link.Config{
 		HubURL: hub.URL(), Credential: "cred-test", AgentVersion: "1.2.3", Hostname: "apim-dev",
 		APIMURL:    "http://127.0.0.1:8083/management/v2",
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, ReconnectSpread: -1,
 		PongWait: 5 * time.Second, WriteWait: 2 * time.Second, CallTimeout: 5 * time.Second,
 	}
 	if mod != nil {

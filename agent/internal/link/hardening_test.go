@@ -2,6 +2,8 @@ package link_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -177,5 +179,57 @@ func TestRevokedStopsTheLink(t *testing.T) {
 	c.done <- nil // for the cleanup, which waits on done
 	if n := len(hub.Conns()); n != 1 {
 		t.Errorf("%d connections, want 1: the agent dialled again after the revocation", n)
+	}
+}
+
+// TestDuplicateHubCommandRunsOnce is catalogue row A8 at the agent: a copy
+// of a hub command (a frame the network duplicated) does not run again and
+// is answered with the first reply, marked duplicate.
+func TestDuplicateHubCommandRunsOnce(t *testing.T) {
+	hub := startHub(t, &hubtest.Hub{})
+	c := newClient(t, hub, nil)
+	runs := 0
+	var mu sync.Mutex
+	c.Handle(protocol.OpCancelPromotion, func(context.Context, json.RawMessage) (any, error) {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		return map[string]string{"cancelled": "prm_1"}, nil
+	})
+	c.run(t)
+	conn := waitConn(t, hub, 1)
+	env, err := protocol.New(protocol.TypeCommand, "h-dup", "", &protocol.Command{Op: protocol.OpCancelPromotion, Body: json.RawMessage(`{"promotion_id":"prm_1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := conn.Send(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var replies []protocol.Reply
+	deadline := time.Now().Add(5 * time.Second)
+	for len(replies) < 2 && time.Now().Before(deadline) {
+		replies = replies[:0]
+		for _, f := range hub.Frames() {
+			if f.FromAgent && f.Env != nil && f.Env.Type == protocol.TypeReply && f.Env.ReplyTo == "h-dup" {
+				var r protocol.Reply
+				if err := f.Env.DecodePayload(&r); err == nil {
+					replies = append(replies, r)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(replies) != 2 {
+		t.Fatalf("%d replies to the two copies, want 2", len(replies))
+	}
+	if replies[0].Duplicate || !replies[1].Duplicate || string(replies[0].Body) != string(replies[1].Body) || replies[1].Status != protocol.StatusOK {
+		t.Errorf("replies = %+v; want the first reply, then the same marked duplicate", replies)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 1 {
+		t.Errorf("the handler ran %d times, want once", runs)
 	}
 }

@@ -30,6 +30,46 @@ type session struct {
 	pending  map[string]chan *protocol.Envelope
 	seq      uint64
 	draining bool
+
+	// Owned by the reader: the hub's recent command ids, oldest first,
+	// with the reply each got (see answer).
+	recent      map[string]*answer
+	recentOrder []string
+}
+
+// maxRecentCommands bounds the command ids a session remembers to answer
+// copies of them.
+const maxRecentCommands = 1024
+
+// answer is the reply a hub command got, kept so that a copy of the
+// command (a frame the network duplicated) gets the same reply, marked
+// duplicate, instead of running again.
+type answer struct {
+	once sync.Once
+	done chan struct{} // closed once r is set
+	r    *protocol.Reply
+}
+
+func (a *answer) set(r *protocol.Reply) {
+	a.once.Do(func() { a.r = r; close(a.done) })
+}
+
+// remember records a command id; fresh is false for a copy.
+func (s *session) remember(id string) (a *answer, fresh bool) {
+	if s.recent == nil {
+		s.recent = map[string]*answer{}
+	}
+	if a, ok := s.recent[id]; ok {
+		return a, false
+	}
+	if len(s.recentOrder) >= maxRecentCommands {
+		delete(s.recent, s.recentOrder[0])
+		s.recentOrder = s.recentOrder[1:]
+	}
+	a = &answer{done: make(chan struct{})}
+	s.recent[id] = a
+	s.recentOrder = append(s.recentOrder, id)
+	return a, true
 }
 
 func (s *session) nextID() string {
@@ -200,13 +240,30 @@ func (s *session) readLoop(ctx context.Context) error {
 		case protocol.TypeReply:
 			s.deliver(env)
 		case protocol.TypeCommand:
+			ans, fresh := s.remember(env.ID)
+			if !fresh {
+				// A copy: it does not run again and gets the first reply.
+				s.c.m.messages.WithLabelValues("duplicate_command", "in").Inc()
+				go func(id string) {
+					select {
+					case <-ans.done:
+						r := *ans.r
+						r.Duplicate = true
+						s.reply(id, &r)
+					case <-s.quit:
+					}
+				}(env.ID)
+				continue
+			}
 			if !s.startCommand() {
-				s.reply(env.ID, protocol.ErrorReply(protocol.CodeUnavailable, "agent is draining; retry on its next connection"))
+				r := protocol.ErrorReply(protocol.CodeUnavailable, "agent is draining; retry on its next connection")
+				ans.set(r)
+				s.reply(env.ID, r)
 				continue
 			}
 			go func() {
 				defer s.inflight.Done()
-				s.handle(ctx, env)
+				s.handle(ctx, env, ans)
 			}()
 		case protocol.TypeHealthCheck:
 			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
@@ -262,15 +319,19 @@ func (s *session) deliver(env *protocol.Envelope) {
 	}
 }
 
-func (s *session) handle(ctx context.Context, env *protocol.Envelope) {
+func (s *session) handle(ctx context.Context, env *protocol.Envelope, ans *answer) {
+	reply := func(r *protocol.Reply) {
+		ans.set(r)
+		s.reply(env.ID, r)
+	}
 	var cmd protocol.Command
 	if err := env.DecodePayload(&cmd); err != nil {
-		s.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, err.Error()))
+		reply(protocol.ErrorReply(protocol.CodeInvalid, err.Error()))
 		return
 	}
 	h, ok := s.c.handlers[cmd.Op]
 	if !ok {
-		s.reply(env.ID, protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this agent"))
+		reply(protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this agent"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.CallTimeout)
@@ -282,14 +343,14 @@ func (s *session) handle(ctx context.Context, env *protocol.Envelope) {
 			s.c.log.Error("command from hub failed", "op", cmd.Op, "err", err)
 			pe = protocol.Errorf(protocol.CodeInternal, err.Error())
 		}
-		s.reply(env.ID, protocol.ErrorReply(pe.Code, pe.Message))
+		reply(protocol.ErrorReply(pe.Code, pe.Message))
 		return
 	}
 	r, err := protocol.OKReply(out)
 	if err != nil {
 		r = protocol.ErrorReply(protocol.CodeInternal, err.Error())
 	}
-	s.reply(env.ID, r)
+	reply(r)
 }
 
 func (s *session) reply(to string, r *protocol.Reply) {

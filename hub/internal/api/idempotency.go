@@ -156,7 +156,8 @@ func (w *capture) WriteString(s string) (int, error) {
 // different request is refused with 422 idempotency_key_mismatch, and a
 // retry while the first is still running with 409 idempotency_key_in_use
 // and Retry-After. Answers that are not final (5xx, 429) are not kept, so
-// a retry runs again.
+// a retry runs again. Promotion answers are not kept either: the promotion
+// holds its key, and the workflow answers retries from the store.
 func (a *API) idempotent(c *gin.Context) {
 	key := c.GetHeader(idempotencyHeader)
 	if key == "" {
@@ -220,5 +221,9 @@ func (a *API) idempotent(c *gin.Context) {
 	}()
 	c.Next()
 	st := w.Status()
-	final = st < 500 && st != http.StatusTooManyRequests
+	// Promotions keep their key in the store (CreateAtHubOnce), which
+	// replays them after a restart too; holding their answers here as well
+	// would only grow the heap with every promotion.
+	durable := promotionRoutes[c.Request.Method+" "+c.FullPath()]
+	final = st < 500 && st != http.StatusTooManyRequests && !durable
 }

@@ -1,11 +1,13 @@
 package faultproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,15 +20,24 @@ type Proxy struct {
 	wg     sync.WaitGroup
 
 	// mu guards the fields below it.
-	mu       sync.Mutex
-	conns    map[*pair]struct{}
-	hung     bool
-	healed   chan struct{} // closed by Heal; replaced by Hang
-	delay    time.Duration
-	rate     int // bytes per second per direction; 0 is unlimited
-	slice    int // largest segment written; 0 is whatever was read
-	accepted int
-	closed   bool
+	mu        sync.Mutex
+	conns     map[*pair]struct{}
+	hung      bool
+	healed    chan struct{} // closed by Heal; replaced by Hang
+	delay     time.Duration
+	rate      int // bytes per second per direction; 0 is unlimited
+	lat       time.Duration
+	latJitter time.Duration
+	slice     int // largest segment written; 0 is whatever was read
+	accepted  int
+	closed    bool
+
+	dupDir     Direction    // directions whose matching messages are sent twice
+	dupMatch   MessageMatch // nil: every data message
+	observe    MessageMatch // sees every data message; its result is ignored
+	duplicated int          // messages sent twice so far
+	acceptLog  []time.Time  // when each connection was accepted, when logging
+	logAccepts bool
 }
 
 // pair is one proxied connection: the accepted side and the dialled one.
@@ -37,6 +48,8 @@ type pair struct {
 	mu     sync.Mutex // guards up and closed
 	up     net.Conn   // nil until dialled
 	closed bool
+
+	upgraded atomic.Bool // the server answered the WebSocket upgrade
 }
 
 // close closes both sides, with an RST when rst is set; only the first
@@ -149,6 +162,16 @@ func (p *Proxy) SetDelay(d time.Duration) {
 	p.delay = d
 }
 
+// SetLatency delays every byte by base ± jitter (uniform, drawn per chunk
+// read), both directions, pipelined: unlike SetDelay, the delays of
+// successive chunks overlap, as on a long link, and never reorder bytes.
+// Zero removes it.
+func (p *Proxy) SetLatency(base, jitter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lat, p.latJitter = base, min(jitter, base)
+}
+
 // SetThrottle caps each direction of each connection at bytesPerSec. Zero
 // removes the cap.
 func (p *Proxy) SetThrottle(bytesPerSec int) {
@@ -163,6 +186,55 @@ func (p *Proxy) SetSlice(max int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.slice = max
+}
+
+// SetDuplicate makes the proxy send WebSocket data messages twice: every
+// message travelling in a direction of dir that match selects (nil: every
+// data message) is written again, frames verbatim (client frames keep
+// their mask), right after its last byte. Control frames (ping, pong,
+// close) pass once. A zero dir removes it. The proxy follows frames only on
+// connections whose first response is a 101 (a WebSocket upgrade).
+func (p *Proxy) SetDuplicate(dir Direction, match MessageMatch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dupDir, p.dupMatch = dir, match
+}
+
+// Duplicated is how many messages the proxy has sent twice so far.
+func (p *Proxy) Duplicated() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.duplicated
+}
+
+// Observe shows every WebSocket data message passing through upgraded
+// connections to f, once per message as received (copies the proxy adds
+// are not shown), from the connection's goroutine; f must be safe for
+// concurrent use and must not keep payload. Nil removes it.
+func (p *Proxy) Observe(f func(dir Direction, op byte, payload []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f == nil {
+		p.observe = nil
+		return
+	}
+	p.observe = func(dir Direction, op byte, payload []byte) bool { f(dir, op, payload); return true }
+}
+
+// LogAccepts starts recording when each connection is accepted; see
+// AcceptTimes.
+func (p *Proxy) LogAccepts() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.logAccepts = true
+}
+
+// AcceptTimes returns when each connection was accepted since LogAccepts,
+// in order.
+func (p *Proxy) AcceptTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.acceptLog...)
 }
 
 // Conns is how many connections are open now.
@@ -216,6 +288,9 @@ func (p *Proxy) accept() {
 		}
 		p.conns[c] = struct{}{}
 		p.accepted++
+		if p.logAccepts {
+			p.acceptLog = append(p.acceptLog, time.Now())
+		}
 		p.wg.Add(1)
 		p.mu.Unlock()
 		go p.serve(c)
@@ -256,30 +331,121 @@ func (p *Proxy) serve(c *pair) {
 	}
 	var inner sync.WaitGroup
 	inner.Add(2)
-	go func() { defer inner.Done(); p.pump(c, up, c.down) }()
-	go func() { defer inner.Done(); p.pump(c, c.down, up) }()
+	go func() { defer inner.Done(); p.pump(c, up, c.down, ClientToServer) }()
+	go func() { defer inner.Done(); p.pump(c, c.down, up, ServerToClient) }()
 	inner.Wait()
 }
 
 // pump copies src to dst applying the faults; on any error it closes the
 // pair, which ends the other direction too.
-func (p *Proxy) pump(c *pair, dst, src net.Conn) {
+//
+// A reader hands what it reads to a writer through a short queue, stamped
+// with when it is due (SetLatency), so that latency is pipelined: each
+// byte arrives late, but bytes read in the same second still leave in the
+// same second, throttle permitting.
+func (p *Proxy) pump(c *pair, dst, src net.Conn, dir Direction) {
 	defer c.close(false)
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
+	q := make(chan chunk, 16)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		defer c.close(false)
+		for ch := range q {
+			if !p.gate(c) {
+				return
+			}
+			if wait := time.Until(ch.due); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-c.dead:
+					t.Stop()
+					return
+				case <-p.done:
+					t.Stop()
+					return
+				}
+			}
+			if err := p.write(c, dst, ch.b); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { <-written }()
+	defer close(q)
 	buf := make([]byte, 32<<10)
+	fr := &framer{dir: dir, up: &c.upgraded}
+	var last time.Time
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if !p.gate(c) {
 				return
 			}
-			if werr := p.write(c, dst, buf[:n]); werr != nil {
+			out := bytes.Clone(p.duplicate(dir, buf[:n], fr.feed(buf[:n])))
+			due := time.Now().Add(p.latency())
+			if due.Before(last) {
+				due = last // jitter never reorders bytes
+			}
+			last = due
+			select {
+			case q <- chunk{out, due}:
+			case <-c.dead:
 				return
 			}
 		}
 		if err != nil {
-			return // EOF or a closed pair alike: close both sides
+			return // EOF or a closed pair alike: close both sides once written
 		}
 	}
+}
+
+// latency draws the latency of one chunk.
+func (p *Proxy) latency() time.Duration {
+	p.mu.Lock()
+	base, jitter := p.lat, p.latJitter
+	p.mu.Unlock()
+	if jitter > 0 {
+		base += time.Duration(rand.Int64N(int64(2*jitter)+1)) - jitter
+	}
+	return max(base, 0)
+}
+
+// duplicate returns chunk with a second copy of each message in msgs
+// (which end in chunk) that the duplication setting selects, right after
+// the message's last byte; it shows every message to the observer.
+func (p *Proxy) duplicate(dir Direction, chunk []byte, msgs []message) []byte {
+	if len(msgs) == 0 {
+		return chunk
+	}
+	p.mu.Lock()
+	dupDir, match, observe := p.dupDir, p.dupMatch, p.observe
+	p.mu.Unlock()
+	var out []byte
+	start, copies := 0, 0
+	for _, m := range msgs {
+		if observe != nil {
+			observe(dir, m.op, m.payload)
+		}
+		if dupDir&dir == 0 || (match != nil && !match(dir, m.op, m.payload)) {
+			continue
+		}
+		out = append(out, chunk[start:m.end]...)
+		out = append(out, m.raw...)
+		start = m.end
+		copies++
+	}
+	if copies == 0 {
+		return chunk
+	}
+	p.mu.Lock()
+	p.duplicated += copies
+	p.mu.Unlock()
+	return append(out, chunk[start:]...)
 }
 
 func (p *Proxy) write(c *pair, dst net.Conn, b []byte) error {

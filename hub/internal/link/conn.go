@@ -68,8 +68,9 @@ type Conn struct {
 
 	violations atomic.Int32 // policy violations so far; MaxViolations closes the link
 
-	// Owned by the reader: the agent's recent command ids, oldest first.
-	recent      map[string]struct{}
+	// Owned by the reader: the agent's recent command ids, oldest first,
+	// with the reply each got once it has one.
+	recent      map[string]*answer
 	recentOrder []string
 	rate        bucket // every message the agent sends takes a token
 	bad         window // the agent's recent bad messages
@@ -299,15 +300,24 @@ func (c *Conn) readLoop(ctx context.Context) {
 			c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "hello_reply is sent by the hub, never by an agent"))
 			c.violate(KindDirection, "agent sent hello_reply")
 		case protocol.TypeCommand:
-			if !c.rememberCommand(env.ID) {
-				// A replay: refused without running the handler again.
-				c.reply(env.ID, protocol.ErrorReply(protocol.CodeDuplicate, "command id "+env.ID+" was already received on this link"))
-				c.violate(KindReplay, "command id "+env.ID+" sent twice")
+			ans, fresh := c.rememberCommand(env.ID)
+			if !fresh {
+				// A copy of a command this link already received: it does
+				// not run again, and gets the first copy's reply, marked
+				// duplicate, once there is one.
+				c.ep.m.duplicates.Inc()
+				go func(id string) {
+					if r, ok := ans.duplicate(c.quit); ok {
+						c.reply(id, r)
+					}
+				}(env.ID)
 				continue
 			}
 			var cmd protocol.Command
 			if err := env.DecodePayload(&cmd); err != nil {
-				c.reply(env.ID, protocol.ErrorReply(protocol.CodeBadMessage, err.Error()))
+				r := protocol.ErrorReply(protocol.CodeBadMessage, err.Error())
+				ans.set(r)
+				c.reply(env.ID, r)
 				if c.badMessage(env.ID, err.Error(), true) {
 					return
 				}
@@ -321,7 +331,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				c.handleCommand(ctx, env.ID, &cmd)
+				c.handleCommand(ctx, env.ID, &cmd, ans)
 			}()
 		case protocol.TypeHealthCheck:
 			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
@@ -426,15 +436,19 @@ func (c *Conn) deliverReply(env *protocol.Envelope) {
 	}
 }
 
-func (c *Conn) handleCommand(ctx context.Context, id string, cmd *protocol.Command) {
+func (c *Conn) handleCommand(ctx context.Context, id string, cmd *protocol.Command, ans *answer) {
+	reply := func(r *protocol.Reply) {
+		ans.set(r)
+		c.reply(id, r)
+	}
 	if hubOnly[cmd.Op] {
-		c.reply(id, protocol.ErrorReply(protocol.CodeInvalid, "operation "+string(cmd.Op)+" is sent by the hub, never by an agent"))
+		reply(protocol.ErrorReply(protocol.CodeInvalid, "operation "+string(cmd.Op)+" is sent by the hub, never by an agent"))
 		c.violate(KindDirection, "agent sent "+string(cmd.Op))
 		return
 	}
 	h, ok := c.ep.handlers[cmd.Op]
 	if !ok {
-		c.reply(id, protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this hub"))
+		reply(protocol.ErrorReply(protocol.CodeUnsupported, "operation "+string(cmd.Op)+" is not supported by this hub"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.ep.cfg.CallTimeout)
@@ -451,7 +465,7 @@ func (c *Conn) handleCommand(ctx context.Context, id string, cmd *protocol.Comma
 		if errors.As(err, &pe) {
 			msg = pe.Message
 		}
-		c.reply(id, protocol.ErrorReply(code, msg))
+		reply(protocol.ErrorReply(code, msg))
 		if IsViolation(err) {
 			c.violate(KindRefused, string(cmd.Op)+": "+msg)
 		}
@@ -459,10 +473,10 @@ func (c *Conn) handleCommand(ctx context.Context, id string, cmd *protocol.Comma
 	}
 	r, err := protocol.OKReply(out)
 	if err != nil {
-		c.reply(id, protocol.ErrorReply(protocol.CodeInternal, err.Error()))
+		reply(protocol.ErrorReply(protocol.CodeInternal, err.Error()))
 		return
 	}
-	c.reply(id, r)
+	reply(r)
 }
 
 func (c *Conn) reply(to string, r *protocol.Reply) {

@@ -229,7 +229,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		pending: make(map[string]chan *protocol.Envelope),
-		recent:  make(map[string]struct{}),
+		recent:  make(map[string]*answer),
 		rate:    newBucket(e.cfg.MessageRate, e.cfg.MessageBurst),
 		bad:     window{max: e.cfg.MaxBadMessages, span: e.cfg.BadMessageWindow},
 	}

@@ -12,6 +12,7 @@ type metrics struct {
 	policyCloses      prometheus.Counter
 	badMessages       prometheus.Counter
 	rateCloses        *prometheus.CounterVec
+	duplicates        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "hub", Name: "link_policy_closes_total",
 			Help: "Agent links closed with 1008 after too many policy violations.",
 		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "link_duplicate_commands_total",
+			Help: "Copies of commands an agent link had already received (network duplicates or retries on the same link); answered with the first reply, never run twice.",
+		}),
 		badMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "hub", Name: "link_bad_messages_total",
 			Help: "Messages from agents answered with bad_message (invalid envelope or payload, unknown type).",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration, m.violations, m.policyCloses, m.badMessages, m.rateCloses)
+		reg.MustRegister(m.connected, m.messages, m.handshakeFailures, m.disconnects, m.callDuration, m.violations, m.policyCloses, m.badMessages, m.rateCloses, m.duplicates)
 	}
 	return m
 }

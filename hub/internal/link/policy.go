@@ -39,7 +39,6 @@ const (
 // Security event kinds, passed to the OnSecurityEvent hook.
 const (
 	KindDirection    = "direction"     // a message only the hub sends
-	KindReplay       = "replay"        // a command id sent twice on the link
 	KindUnknownReply = "unknown_reply" // a reply to a command the hub never sent
 	KindRefused      = "refused"       // a handler's refusal marked with Violation (the handler audits it)
 	KindFlood        = "flood"         // above the message rate; the link is closed

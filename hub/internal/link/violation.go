@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
@@ -56,17 +57,47 @@ func (c *Conn) violate(kind, detail string) {
 
 // rememberCommand records an agent command id; it reports false when the id
 // was already seen on this connection. Only the reader calls it.
-func (c *Conn) rememberCommand(id string) bool {
-	if _, ok := c.recent[id]; ok {
-		return false
+func (c *Conn) rememberCommand(id string) (a *answer, fresh bool) {
+	if a, ok := c.recent[id]; ok {
+		return a, false
 	}
 	if len(c.recentOrder) >= maxRecentCommands {
 		delete(c.recent, c.recentOrder[0])
 		c.recentOrder = c.recentOrder[1:]
 	}
-	c.recent[id] = struct{}{}
+	a = newAnswer()
+	c.recent[id] = a
 	c.recentOrder = append(c.recentOrder, id)
-	return true
+	return a, true
+}
+
+// answer is the reply a command got, kept so that a copy of the command
+// (a frame the network duplicated, or an agent retrying on the same link)
+// gets the same reply instead of running again.
+type answer struct {
+	once sync.Once
+	done chan struct{} // closed once r is set
+	r    *protocol.Reply
+}
+
+func newAnswer() *answer { return &answer{done: make(chan struct{})} }
+
+// set records the command's reply; only the first call counts.
+func (a *answer) set(r *protocol.Reply) {
+	a.once.Do(func() { a.r = r; close(a.done) })
+}
+
+// duplicate returns the reply for a copy of the command, once the first
+// copy has its reply, or false if quit closes first.
+func (a *answer) duplicate(quit <-chan struct{}) (*protocol.Reply, bool) {
+	select {
+	case <-a.done:
+		r := *a.r
+		r.Duplicate = true
+		return &r, true
+	case <-quit:
+		return nil, false
+	}
 }
 
 // issued reports whether id names a command this connection sent (a late

@@ -3,6 +3,7 @@ package link_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,18 +99,6 @@ func TestViolations(t *testing.T) {
 				t.Errorf("hello_reply from an agent: %+v, want invalid", r)
 			}
 		}},
-		{"replayed command id", func(t *testing.T, c *agenttest.Conn, id string) {
-			if r := sendCommand(t, c, id, protocol.OpListTargets); r.Status != protocol.StatusOK {
-				t.Fatalf("first: %+v", r)
-			}
-			n := ran.Load()
-			if r := sendCommand(t, c, id, protocol.OpListTargets); replyCode(r) != protocol.CodeDuplicate {
-				t.Errorf("replay: %+v, want duplicate", r)
-			}
-			if ran.Load() != n {
-				t.Error("the replayed command ran again")
-			}
-		}},
 		{"refused by the handler as a violation", func(t *testing.T, c *agenttest.Conn, id string) {
 			if r := sendCommand(t, c, id, protocol.OpReportDecision); replyCode(r) != protocol.CodeNotFound {
 				t.Errorf("decision on another environment: %+v, want not_found", r)
@@ -128,9 +117,6 @@ func TestViolations(t *testing.T) {
 				t.Fatalf("after two violations: %+v", r)
 			}
 			env, _ := protocol.New(protocol.TypeCommand, "v3", "", &protocol.Command{Op: protocol.OpCancelPromotion})
-			if tc.name == "replayed command id" {
-				env, _ = protocol.New(protocol.TypeCommand, "ok1", "", &protocol.Command{Op: protocol.OpListTargets})
-			}
 			if err := c.Send(env); err != nil {
 				t.Fatal(err)
 			}
@@ -143,6 +129,45 @@ func TestViolations(t *testing.T) {
 				t.Errorf("policy closes metric = %v, want 1", n)
 			}
 		})
+	}
+}
+
+// TestDuplicateCommandGetsTheFirstReply is catalogue rows A8 and W20: a
+// copy of a command the link already received (a frame the network
+// duplicated) does not run again and is answered with the first reply, as
+// often as it comes, without counting against the agent.
+func TestDuplicateCommandGetsTheFirstReply(t *testing.T) {
+	t.Parallel()
+	var ran atomic.Int32
+	handlers := map[protocol.Op]link.HandlerFunc{
+		protocol.OpListTargets: func(context.Context, link.Peer, json.RawMessage) (any, error) {
+			n := ran.Add(1)
+			return protocol.TargetList{SourceEnvID: fmt.Sprintf("run-%d", n)}, nil
+		},
+	}
+	h := newTestHub(t, link.Config{}, handlers)
+	c, _ := h.connect(t, &agenttest.Agent{Credential: cred1})
+	first := sendCommand(t, c, "c1", protocol.OpListTargets)
+	if first.Status != protocol.StatusOK {
+		t.Fatalf("first: %+v", first)
+	}
+	for i := range 5 { // more than the violation limit
+		again := sendCommand(t, c, "c1", protocol.OpListTargets)
+		if again.Status != protocol.StatusOK || string(again.Body) != string(first.Body) || !again.Duplicate {
+			t.Errorf("copy %d: %+v, want the first reply %s", i+1, again, first.Body)
+		}
+	}
+	if n := ran.Load(); n != 1 {
+		t.Errorf("the command ran %d times, want once", n)
+	}
+	if r := sendCommand(t, c, "c2", protocol.OpListTargets); r.Status != protocol.StatusOK {
+		t.Errorf("a new command after the copies: %+v; the link should be open and in good standing", r)
+	}
+	if n := metric(t, h.reg, "ferry_hub_link_duplicate_commands_total"); n != 5 {
+		t.Errorf("duplicate commands metric = %v, want 5", n)
+	}
+	if n := metric(t, h.reg, "ferry_hub_link_policy_closes_total"); n != 0 {
+		t.Errorf("policy closes = %v, want 0", n)
 	}
 }
 

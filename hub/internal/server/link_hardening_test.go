@@ -70,10 +70,10 @@ func (h *testHub) lhLink(t *testing.T, cred string, p link.Peer) string {
 
 // TestLinkViolationsAudited checks that the link's own violations reach the
 // audit trail like the operations' refusals (TestLinkViolations): a message
-// type only the hub sends (direction), a replayed command id (replay) and a
-// reply to a command never sent are each audited as ACCESS_DENIED for the
-// installation, the third closing the link with 1008; a flood (D6/W25) is
-// audited as it closes the link.
+// type only the hub sends (direction, twice) and a reply to a command never
+// sent are each audited as ACCESS_DENIED for the installation, the third
+// closing the link with 1008, while a duplicated command counts nothing; a
+// flood (D6/W25) is audited as it closes the link.
 func TestLinkViolationsAudited(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t)
@@ -81,7 +81,7 @@ func TestLinkViolationsAudited(t *testing.T) {
 	peer := acme.peer("Dev")
 	url := h.lhLink(t, "cred-dev", peer)
 
-	t.Run("direction, replay, unknown reply", func(t *testing.T) {
+	t.Run("direction, duplicate, unknown reply", func(t *testing.T) {
 		before := h.auditMark(acme)
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
@@ -95,20 +95,19 @@ func TestLinkViolationsAudited(t *testing.T) {
 		if err != nil || r.Error == nil || r.Error.Code != protocol.CodeInvalid {
 			t.Fatalf("export from an agent: %+v (%v), want invalid", r, err)
 		}
-		// 2. The same command id twice: the second is a replay.
+		// 2. A copy of a command already received is no violation (a
+		// network duplicate): it gets the first reply and counts nothing.
 		cmd, _ := protocol.New(protocol.TypeCommand, "dup1", "", &protocol.Command{Op: protocol.OpListPromotions})
 		for range 2 {
 			if err := c.Send(cmd); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.WaitFrame(ctx, func(e *protocol.Envelope) bool {
-			var r protocol.Reply
-			return e.ReplyTo == "dup1" && e.DecodePayload(&r) == nil && r.Error != nil && r.Error.Code == protocol.CodeDuplicate
-		}); err != nil {
-			t.Fatalf("no duplicate reply to the replay: %v", err)
+		// 3. Another operation only the hub sends.
+		if r, err := c.Call(ctx, protocol.OpDeliverPromotion, protocol.Promotion{ID: "prm_x"}); err != nil || r.Error == nil || r.Error.Code != protocol.CodeInvalid {
+			t.Fatalf("deliver from an agent: %+v (%v), want invalid", r, err)
 		}
-		// 3. A reply to a command the hub never sent: the third strike.
+		// 4. A reply to a command the hub never sent: the third strike.
 		rep, _ := protocol.New(protocol.TypeReply, "x1", "h999", protocol.ErrorReply(protocol.CodeNotFound, "x"))
 		if err := c.Send(rep); err != nil {
 			t.Fatal(err)
@@ -117,7 +116,7 @@ func TestLinkViolationsAudited(t *testing.T) {
 			t.Errorf("close after three violations = %d (%v), want 1008", code, err)
 		}
 		es := lhWaitAudits(t, h, acme, before.Audit, 3)
-		for i, want := range []string{"link direction violation", "link replay violation", "link unknown_reply violation"} {
+		for i, want := range []string{"link direction violation", "link direction violation", "link unknown_reply violation"} {
 			if i >= len(es) {
 				break
 			}

@@ -203,8 +203,8 @@ type PromotionFilter struct {
 	// UpdatedSince, when not zero, selects promotions last changed at or
 	// after it.
 	UpdatedSince time.Time
-	Limit      int // 0 means 100
-	Offset     int
+	Limit        int // 0 means 100
+	Offset       int
 }
 
 // PromotionUpdate is a conditional change of one promotion: it applies only
