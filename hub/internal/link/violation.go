@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -57,24 +58,35 @@ func (c *Conn) violate(kind, detail string) {
 
 // rememberCommand records an agent command id; it reports false when the id
 // was already seen on this connection. Only the reader calls it.
+//
+// Ids and their replies are kept for recentCommandsFor, at most
+// maxRecentCommands of them: a copy made by the network arrives within
+// moments, and replies held for the whole life of a link would grow the
+// hub's heap with every command.
 func (c *Conn) rememberCommand(id string) (a *answer, fresh bool) {
 	if a, ok := c.recent[id]; ok {
 		return a, false
 	}
-	if len(c.recentOrder) >= maxRecentCommands {
+	now := time.Now()
+	for len(c.recentOrder) > 0 && (len(c.recentOrder) >= maxRecentCommands || now.Sub(c.recent[c.recentOrder[0]].at) > recentCommandsFor) {
 		delete(c.recent, c.recentOrder[0])
 		c.recentOrder = c.recentOrder[1:]
 	}
 	a = newAnswer()
+	a.at = now
 	c.recent[id] = a
 	c.recentOrder = append(c.recentOrder, id)
 	return a, true
 }
 
+// recentCommandsFor is how long a link remembers a command id and its reply.
+const recentCommandsFor = 2 * time.Minute
+
 // answer is the reply a command got, kept so that a copy of the command
 // (a frame the network duplicated, or an agent retrying on the same link)
 // gets the same reply instead of running again.
 type answer struct {
+	at   time.Time // when the command arrived
 	once sync.Once
 	done chan struct{} // closed once r is set
 	r    *protocol.Reply
