@@ -277,29 +277,13 @@ func fullOf(l []promotionTimes) []hubPromotionFull {
 func auditCounts(t *testing.T, w *chaosWorld, ids map[string]bool) map[string]map[string]int {
 	t.Helper()
 	out := map[string]map[string]int{}
-	after := int64(0)
-	for {
-		var page struct {
-			Items []struct {
-				Event, PromotionID string
-				Seq                int64
+	for _, e := range w.hub.audit(t, "demo") {
+		if ids[e.PromotionID] {
+			if out[e.Event] == nil {
+				out[e.Event] = map[string]int{}
 			}
-			NextAfterSeq int64 `json:"nextAfterSeq"`
+			out[e.Event][e.PromotionID]++
 		}
-		if st := w.hub.call(t, "GET", fmt.Sprintf("/api/v1/orgs/demo/audit?limit=100&afterSeq=%d", after), nil, &page); st != http.StatusOK {
-			t.Fatalf("audit: %d", st)
-		}
-		for _, e := range page.Items {
-			if ids[e.PromotionID] {
-				if out[e.Event] == nil {
-					out[e.Event] = map[string]int{}
-				}
-				out[e.Event][e.PromotionID]++
-			}
-		}
-		if page.NextAfterSeq == 0 || len(page.Items) == 0 {
-			return out
-		}
-		after = page.NextAfterSeq
 	}
+	return out
 }
