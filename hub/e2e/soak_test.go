@@ -31,12 +31,13 @@ import (
 //
 // Pass: every promotion answered 201 ends ACCEPTED (0 lost); apim-sim saw
 // exactly two creates per crossId (the test's import in the source, the
-// promotion's in the target) and no update (0 duplicates); the hub's heap
-// in use (go_memstats_heap_inuse_bytes), sampled every second, has the
-// same lower quartile over the last sixth of the load (at least 8 s) as
-// over the sixth after warm-up (the first third) within ±10 % (the lower
-// quartile follows the heap after collections, not the sawtooth between
-// them), or within ±1 MiB; the hub's goroutines and open FDs return to their value before
+// promotion's in the target) and no update (0 duplicates); the hub's live
+// heap (go_gc_heap_live_bytes: what the last collection kept, not the
+// sawtooth between collections), sampled every second, has the same median
+// over the last sixth of the load (at least 8 s) as over the sixth after
+// warm-up (the first third) within ±10 %, or within ±512 KiB (a heap of a
+// few MiB moves that much with what is in flight at the collection); the
+// hub's goroutines and open FDs return to their value before
 // the agents started ± 5 once the agents have left.
 //
 // The hub runs with FERRY_RATE_LIMIT_TOKEN=100:200 and
@@ -271,7 +272,7 @@ func TestSoak(t *testing.T) {
 	}
 	nSamples := len(samples)
 	smu.Unlock()
-	heapWarm, heapEnd := quantile(early, 0.25), quantile(late, 0.25)
+	heapWarm, heapEnd := quantile(early, 0.5), quantile(late, 0.5)
 	drift := 0.0
 	if heapWarm > 0 {
 		drift = (heapEnd - heapWarm) / heapWarm * 100
@@ -306,7 +307,7 @@ func TestSoak(t *testing.T) {
 	if len(early) == 0 || len(late) == 0 {
 		t.Errorf("too few heap samples (%d after warm-up, %d at the end)", len(early), len(late))
 	} else if (drift > 10 || drift < -10) && math.Abs(heapEnd-heapWarm) > heapSlack {
-		t.Errorf("hub heap in use went from %.1f MiB after warm-up to %.1f MiB at the end (%+.1f%%), want within ±10%% (or ±1 MiB)", heapWarm/(1<<20), heapEnd/(1<<20), drift)
+		t.Errorf("hub live heap went from %.1f MiB after warm-up to %.1f MiB at the end (%+.1f%%), want within ±10%% (or ±512 KiB)", heapWarm/(1<<20), heapEnd/(1<<20), drift)
 	}
 	if !back {
 		t.Errorf("30s after the agents left: hub goroutines %v (before: %v), open FDs %v (before: %v), agents connected %v; want within ±5 and 0",
@@ -314,10 +315,11 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// heapSlack is a change of the hub's heap too small to call drift: a heap
-// of a few MiB (the CI soak's) moves by more than 10 % with the timing of
-// collections alone.
-const heapSlack = 1 << 20
+// heapSlack is a change of the hub's live heap too small to call drift: a
+// live heap of 2-4 MiB (the CI soak's) moves by more than 10 % with what is
+// in flight when a collection runs. A leak of 2.3 KiB per promotion over
+// the CI soak's 225 promotions still exceeds it.
+const heapSlack = 512 << 10
 
 func near(a, b, d float64) bool { return a >= b-d && a <= b+d }
 
@@ -355,7 +357,7 @@ func hubGaugesErr(c *http.Client, url string) (gauges, error) {
 	}
 	g := gauges{heap: -1, goroutines: -1, fds: -1, connected: -1}
 	for _, line := range strings.Split(string(b), "\n") {
-		for name, dst := range map[string]*float64{"go_memstats_heap_inuse_bytes": &g.heap, "go_goroutines": &g.goroutines,
+		for name, dst := range map[string]*float64{"go_gc_heap_live_bytes": &g.heap, "go_goroutines": &g.goroutines,
 			"process_open_fds": &g.fds, "ferry_hub_agents_connected": &g.connected} {
 			if strings.HasPrefix(line, name+" ") {
 				fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", dst)
