@@ -24,12 +24,16 @@ const (
 
 	CodeBadMessage         Code = "bad_message"         // a link message that is not a valid envelope or payload
 	CodeUnsupportedVersion Code = "unsupported_version" // the peer's protocol version is not spoken here
+
+	CodeSecretInDefinition Code = "secret_in_definition"     // an API definition carries a plaintext secret; the message names its JSON pointer, never its value
+	CodeBacklogFull        Code = "environment_backlog_full" // the target environment has too many undelivered promotions; retry later
+	CodePreconditionFailed Code = "precondition_failed"      // the object changed since the caller read it (If-Match); read it again
 )
 
 // Temporary reports whether retrying the same request later may succeed.
 func (c Code) Temporary() bool {
 	switch c {
-	case CodeUnavailable, CodeTimeout, CodeRateLimited, CodeDisconnected:
+	case CodeUnavailable, CodeTimeout, CodeRateLimited, CodeDisconnected, CodeBacklogFull:
 		return true
 	}
 	return false

@@ -38,6 +38,10 @@ type Changes struct {
 	Changes []Change `json:"changes"`
 	// Omitted counts changes left out past maxChanges.
 	Omitted int `json:"omitted,omitempty"`
+	// ETag is the task's plan ETag: the page sends it as If-Match when
+	// accepting, so that an accept after the target API changed under the
+	// admin's eyes is refused (412) instead of applied unseen.
+	ETag string `json:"etag,omitempty"`
 }
 
 // Field is a labelled value.
@@ -77,6 +81,7 @@ type taskDetail struct {
 		ExistingAPIName string `json:"existingApiName"`
 		MatchedBy       string `json:"matchedBy"`
 		Detail          string `json:"detail"`
+		ETag            string `json:"etag"`
 	} `json:"plan"`
 }
 
@@ -100,8 +105,8 @@ func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, http.StatusOK, out)
 		return
 	}
-	out.Action, out.ExistingAPIID, out.ExistingAPIName, out.MatchedBy, out.Detail =
-		td.Plan.Action, td.Plan.ExistingAPIID, td.Plan.ExistingAPIName, td.Plan.MatchedBy, td.Plan.Detail
+	out.Action, out.ExistingAPIID, out.ExistingAPIName, out.MatchedBy, out.Detail, out.ETag =
+		td.Plan.Action, td.Plan.ExistingAPIID, td.Plan.ExistingAPIName, td.Plan.MatchedBy, td.Plan.Detail, td.Plan.ETag
 	if out.Action == "update" && out.ExistingAPIID != "" {
 		switch {
 		case h.exporter == nil:

@@ -441,7 +441,7 @@ const existing = `{"api":{"definitionVersion":"V4","crossId":"x1","id":"prod-id"
 func TestChanges(t *testing.T) {
 	api := newFakeAPI()
 	api.set("GET /api/v1/tasks/prm_up", jsonHandler(200, `{"id":"prm_up","crossId":"x1","definition":`+incoming+`,
-		"plan":{"action":"update","existingApiId":"prod-id","existingApiName":"Echo","matchedBy":"crossId"}}`))
+		"plan":{"action":"update","existingApiId":"prod-id","existingApiName":"Echo","matchedBy":"crossId","etag":"e7a1"}}`))
 	api.set("GET /api/v1/tasks/prm_new", jsonHandler(200, `{"id":"prm_new","crossId":"x1","definition":`+incoming+`,"plan":{"action":"create"}}`))
 	srv := httptest.NewServer(newTestHandler(t, api, "http://127.0.0.1:1", fakeExporter{raw: []byte(existing)}))
 	defer srv.Close()
@@ -459,8 +459,8 @@ func TestChanges(t *testing.T) {
 	}
 
 	st, c := get("prm_up")
-	if st != 200 || c.Action != "update" || c.ExistingAPIID != "prod-id" || c.Detail != "" {
-		t.Fatalf("update: %d %+v", st, c)
+	if st != 200 || c.Action != "update" || c.ExistingAPIID != "prod-id" || c.Detail != "" || c.ETag != "e7a1" {
+		t.Fatalf("update: %d %+v (the ETag is the plan's, which the page sends as If-Match)", st, c)
 	}
 	want := []Change{
 		{Path: "api.apiVersion", Kind: "changed", Before: `"1.0"`, After: `"2.0"`},

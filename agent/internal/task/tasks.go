@@ -1,7 +1,10 @@
 package task
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +48,11 @@ type Plan struct {
 	MatchedBy string
 	// Detail says why Action is unknown. Empty otherwise.
 	Detail string
+	// ETag names what the admin reviews: the task's definition and the
+	// existing API as APIM has it now (or its absence). Accepting with
+	// If-Match set to it fails if either changed since. Empty when Action
+	// is unknown.
+	ETag string
 }
 
 // Detail is a task with what the admin needs to decide on it.
@@ -130,7 +138,7 @@ func (r *Runner) Task(ctx context.Context, id string) (Detail, error) {
 	d := Detail{Task: t}
 	switch t.State {
 	case taskstore.StatePending:
-		p := r.plan(ctx, t.CrossID)
+		p := r.plan(ctx, t, false)
 		d.Plan = &p
 	case taskstore.StateDecided:
 		dec, err := r.store.Decision(ctx, id)
@@ -142,16 +150,62 @@ func (r *Runner) Task(ctx context.Context, id string) (Detail, error) {
 	return d, nil
 }
 
-// plan looks up the API that accepting a task of crossID would update.
-func (r *Runner) plan(ctx context.Context, crossID string) Plan {
-	api, how, found, err := r.target(ctx, crossID, false)
+// plan looks up the API that accepting t would update. fresh makes the
+// crossId lookup ask APIM instead of the client's index.
+func (r *Runner) plan(ctx context.Context, t taskstore.Task, fresh bool) Plan {
+	api, how, found, err := r.target(ctx, t.CrossID, fresh)
 	switch {
 	case err != nil:
 		return Plan{Action: ActionUnknown, Detail: "could not look the API up in APIM: " + clip(err.Error(), maxReasonBytes)}
 	case found:
-		return Plan{Action: ActionUpdate, ExistingAPIID: api.ID, ExistingAPIName: api.Name, MatchedBy: how}
+		return Plan{Action: ActionUpdate, ExistingAPIID: api.ID, ExistingAPIName: api.Name, MatchedBy: how, ETag: etag(t, api)}
 	}
-	return Plan{Action: ActionCreate}
+	return Plan{Action: ActionCreate, ETag: etag(t, apim.API{})}
+}
+
+// etag is a Plan's ETag: a digest of the task's id and definition and of
+// the existing API's object (its JSON re-encoded with sorted keys, so that
+// a listing and a GET of the same API agree), or of nothing for a create.
+func etag(t taskstore.Task, existing apim.API) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s;", len(t.ID), t.ID)
+	def := sha256.Sum256(t.Definition)
+	h.Write(def[:])
+	if existing.ID != "" {
+		fmt.Fprintf(h, "%d:%s;", len(existing.ID), existing.ID)
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(existing.Raw))
+		dec.UseNumber()
+		if dec.Decode(&v) == nil {
+			canon, _ := json.Marshal(v)
+			h.Write(canon)
+		} else {
+			h.Write(existing.Raw)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// checkPrecondition refuses an accept of t when the admin reviewed another
+// version of it (row R24): ifMatch lists the ETags the caller holds
+// (unquoted); empty means no condition. It asks APIM itself, not the
+// client's index, so an API created or changed a moment ago counts.
+func (r *Runner) checkPrecondition(ctx context.Context, t taskstore.Task, ifMatch []string) error {
+	if len(ifMatch) == 0 {
+		return nil
+	}
+	p := r.plan(ctx, t, true)
+	if p.Action == ActionUnknown {
+		return protocol.Errorf(protocol.CodeUnavailable, "cannot check that the target API is unchanged since the review (If-Match): "+p.Detail+"; retry shortly")
+	}
+	if !slices.Contains(ifMatch, p.ETag) {
+		what := "no API with its crossId exists any more, so accepting would create one"
+		if p.Action == ActionUpdate {
+			what = "accepting would now update " + p.ExistingAPIName + " (" + p.ExistingAPIID + ") as it is now"
+		}
+		return protocol.Errorf(protocol.CodePreconditionFailed, "the target API changed since this task was reviewed ("+what+"); look at the changes again and decide on what is there now")
+	}
+	return nil
 }
 
 // target finds the API that a promotion of crossID updates: the API with
@@ -195,6 +249,14 @@ func (r *Runner) target(ctx context.Context, crossID string, fresh bool) (apim.A
 // ERROR, not an error. If the work is interrupted (shutdown) the task stays
 // ACCEPTING and is resumed on the next start.
 func (r *Runner) Accept(ctx context.Context, id string, u authn.User) (taskstore.Decision, error) {
+	return r.AcceptMatching(ctx, id, u, nil)
+}
+
+// AcceptMatching is Accept on condition that what accepting does is what
+// the admin reviewed: ifMatch lists the Plan ETags they hold (unquoted),
+// and if none is current the task stays pending and the answer is
+// precondition_failed. Empty ifMatch is no condition.
+func (r *Runner) AcceptMatching(ctx context.Context, id string, u authn.User, ifMatch []string) (taskstore.Decision, error) {
 	actor := u.Actor()
 	if actor == "" || len(actor) > maxActorBytes {
 		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalid, "actor is required (at most 256 bytes)")
@@ -205,6 +267,11 @@ func (r *Runner) Accept(ctx context.Context, id string, u authn.User) (taskstore
 	}
 	if err := u.RequireEnv(t.TargetEnvID, t.TargetEnvName, decidePermissions...); err != nil {
 		return taskstore.Decision{}, err
+	}
+	if t.State == taskstore.StatePending {
+		if err := r.checkPrecondition(ctx, t, ifMatch); err != nil {
+			return taskstore.Decision{}, err
+		}
 	}
 	if !r.claim(id) {
 		return taskstore.Decision{}, protocol.Errorf(protocol.CodeConflict, "task "+id+" is being accepted")

@@ -21,6 +21,12 @@
 //	POST   /api/v1/tasks/{id}/_accept           ENVIRONMENT_API:CREATE and UPDATE on the task's target
 //	POST   /api/v1/tasks/{id}/_reject           same; optional {"reason": "..."}
 //
+// GET /api/v1/tasks/{id} of a pending task carries an ETag naming what was
+// reviewed: the incoming definition and the target API as APIM has it. An
+// accept with If-Match set to it answers 412 precondition_failed, and
+// changes nothing, if the target API changed (or appeared, or went) since;
+// without If-Match the accept is unconditional.
+//
 // ENVIRONMENT_API:READ is on one of the environments this agent serves, and
 // lists keep only what the user may read.
 //

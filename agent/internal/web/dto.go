@@ -175,13 +175,17 @@ type Plan struct {
 	MatchedBy string `json:"matchedBy,omitempty"`
 	// Detail says why Action is unknown.
 	Detail string `json:"detail,omitempty"`
+	// ETag is also the response's ETag header: send it as If-Match when
+	// accepting to refuse (412) an accept of something other than what was
+	// reviewed. Empty when Action is unknown.
+	ETag string `json:"etag,omitempty"`
 }
 
 func detailDTO(d task.Detail) TaskDetail {
 	out := TaskDetail{Task: taskDTO(d.Task), Definition: json.RawMessage(d.Task.Definition)}
 	if d.Plan != nil {
 		out.Plan = &Plan{Action: d.Plan.Action, ExistingAPIID: d.Plan.ExistingAPIID, ExistingAPIName: d.Plan.ExistingAPIName,
-			MatchedBy: d.Plan.MatchedBy, Detail: d.Plan.Detail}
+			MatchedBy: d.Plan.MatchedBy, Detail: d.Plan.Detail, ETag: d.Plan.ETag}
 	}
 	if d.Decision != nil {
 		dec := decisionDTO(*d.Decision)

@@ -43,6 +43,8 @@ func statusOf(c protocol.Code) int {
 		return http.StatusNotFound
 	case protocol.CodeConflict, protocol.CodeDuplicate:
 		return http.StatusConflict
+	case protocol.CodePreconditionFailed:
+		return http.StatusPreconditionFailed
 	case protocol.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case protocol.CodeRateLimited:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,7 +30,7 @@ type Service interface {
 	Promotions(ctx context.Context, status string) ([]taskstore.Promotion, error)
 	Tasks(ctx context.Context) ([]taskstore.Task, error)
 	Task(ctx context.Context, id string) (task.Detail, error)
-	Accept(ctx context.Context, id string, u authn.User) (taskstore.Decision, error)
+	AcceptMatching(ctx context.Context, id string, u authn.User, ifMatch []string) (taskstore.Decision, error)
 	Reject(ctx context.Context, id string, u authn.User, reason string) (taskstore.Decision, error)
 }
 
@@ -335,6 +336,9 @@ func (h *Handler) getTask(w http.ResponseWriter, r *http.Request, u authn.User) 
 		h.fail(w, r, protocol.Errorf(protocol.CodeNotFound, "no such task"))
 		return
 	}
+	if d.Plan != nil && d.Plan.ETag != "" {
+		w.Header().Set("ETag", `"`+d.Plan.ETag+`"`)
+	}
 	h.write(w, http.StatusOK, detailDTO(d))
 }
 
@@ -348,7 +352,12 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, u authn.User) {
 		h.fail(w, r, err)
 		return
 	}
-	d, err := h.svc.Accept(r.Context(), id, u)
+	ifMatch, err := parseIfMatch(r.Header.Values("If-Match"))
+	if err != nil {
+		h.invalid(w, err.Error())
+		return
+	}
+	d, err := h.svc.AcceptMatching(r.Context(), id, u, ifMatch)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -376,4 +385,33 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, u authn.User) {
 		return
 	}
 	h.write(w, http.StatusOK, decisionDTO(d))
+}
+
+// parseIfMatch returns the entity tags of If-Match headers, unquoted; none
+// for no header or "*" (no condition). A weak tag (W/"...") is kept with its
+// prefix so that it never matches: If-Match compares strongly.
+func parseIfMatch(values []string) ([]string, error) {
+	var tags []string
+	for _, v := range values {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			weak := strings.HasPrefix(tag, "W/")
+			q := strings.TrimPrefix(tag, "W/")
+			switch {
+			case tag == "":
+			case tag == "*":
+				return nil, nil
+			case len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' || strings.Contains(q[1:len(q)-1], `"`):
+				return nil, fmt.Errorf("If-Match must list quoted entity tags, such as the ETag of GET /api/v1/tasks/{id}; got %.80q", tag)
+			case weak:
+				tags = append(tags, tag)
+			default:
+				tags = append(tags, q[1:len(q)-1])
+			}
+		}
+	}
+	if len(tags) > 16 {
+		return nil, errors.New("If-Match lists more than 16 entity tags")
+	}
+	return tags, nil
 }

@@ -85,6 +85,8 @@ type server struct {
 	auth   *authn.Verifier
 	key    ed25519.PrivateKey
 	logs   *syncBuffer
+	// apimURL is the stand-in's management API base URL.
+	apimURL string
 	// tok is the session of the default user, an admin of Prod, sent with
 	// every request that brings no credentials of its own.
 	tok string
@@ -147,7 +149,8 @@ func newServerWith(t *testing.T, o serverOpts) *server {
 	}
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)
-	s := &server{t: t, url: ts.URL, sim: sim, hub: h, runner: runner, store: store, auth: auth, key: key, logs: logs}
+	s := &server{t: t, url: ts.URL, sim: sim, hub: h, runner: runner, store: store, auth: auth, key: key, logs: logs,
+		apimURL: apimTS.URL + "/management/v2"}
 	s.tok = s.sign(claims("usr_ada", "Ada Lovelace", time.Hour, perms{envProd: {session.EnvAPIRead, session.EnvAPICreate, session.EnvAPIUpdate, session.APIDefUpdate}}))
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), s.tok) {

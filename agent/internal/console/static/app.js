@@ -280,6 +280,7 @@
       const area = el("div", {class: "plan", "aria-live": "polite"}, el("p", {class: "muted"}, "Looking at what accepting would change…"));
       api("/console/changes/" + encodeURIComponent(t.id)).then(ch => {
         clear(area);
+        if (ch.etag) card.dataset.etag = ch.etag;
         const summary = el("dl", {class: "props"}, (ch.summary || []).flatMap(f => [el("dt", {}, f.label), el("dd", {}, f.value)]));
         if (ch.action === "create") {
           card.dataset.action = "create";
@@ -320,7 +321,10 @@
       buttons.forEach(b => b.disabled = true);
       say("#tasks-msg", "info", (verb === "accept" ? "Accepting " : "Rejecting ") + t.apiName + "…");
       try {
-        const d = await api("/api/v1/tasks/" + encodeURIComponent(t.id) + "/_" + verb, {method: "POST", body: verb === "reject" && reason ? {reason} : {}});
+        // Accepting what was reviewed: the agent refuses (412) if the
+        // target API changed since the preview was made.
+        const headers = verb === "accept" && card.dataset.etag ? {"If-Match": '"' + card.dataset.etag + '"'} : {};
+        const d = await api("/api/v1/tasks/" + encodeURIComponent(t.id) + "/_" + verb, {method: "POST", headers, body: verb === "reject" && reason ? {reason} : {}});
         decided.add(t.id);
         card.remove();
         cards.delete(t.id);
@@ -340,6 +344,11 @@
       } catch (e) {
         buttons.forEach(b => b.disabled = false);
         say("#tasks-msg", "error", describe(e, "The decision was not recorded"));
+        if (e.status === 412) {
+          // The target API changed since the preview: show it as it is now.
+          const old = card.querySelector(".plan");
+          if (old) old.replaceWith(planBlock(t, card));
+        }
       }
     }
 
