@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -25,14 +26,6 @@ const (
 	opImportUpdate = "import_update"
 )
 
-const (
-	// maxResponseBytes caps a response body. Exports carry base64 pictures
-	// and media, so this is generous.
-	maxResponseBytes = 32 << 20
-	// maxPages stops ListAPIs if APIM keeps reporting more pages.
-	maxPages = 10000
-)
-
 // Client talks to one environment of one APIM. Create it with New.
 type Client struct {
 	cfg     Config
@@ -42,6 +35,9 @@ type Client struct {
 	metrics *metrics
 	index   crossIndex
 	now     func() time.Time
+	// apiBytes is the most bytes per API a page of the last listing
+	// carried (0 before any): the next listing sizes its first page by it.
+	apiBytes atomic.Int64
 }
 
 // New returns a Client for cfg. It fails if cfg is invalid or the metrics
@@ -81,34 +77,6 @@ func New(cfg Config) (*Client, error) {
 
 // EnvID returns the APIM environment id the client works on.
 func (c *Client) EnvID() string { return c.cfg.EnvID }
-
-// ListAPIs returns every API of the environment, following pagination.
-func (c *Client) ListAPIs(ctx context.Context) ([]API, error) {
-	var all []API
-	for page := 1; ; page++ {
-		if page > maxPages {
-			return nil, fmt.Errorf("apim %s: more than %d pages", opList, maxPages)
-		}
-		q := url.Values{"page": {strconv.Itoa(page)}, "perPage": {strconv.Itoa(c.cfg.PageSize)}}
-		body, err := c.do(ctx, request{op: opList, method: http.MethodGet, path: "/apis", query: q, want: http.StatusOK, idempotent: true})
-		if err != nil {
-			return nil, err
-		}
-		var resp struct {
-			Data       []API `json:"data"`
-			Pagination struct {
-				PageCount int `json:"pageCount"`
-			} `json:"pagination"`
-		}
-		if err := json.Unmarshal(body, &resp); err != nil {
-			return nil, fmt.Errorf("apim %s: decode page %d: %w", opList, page, err)
-		}
-		all = append(all, resp.Data...)
-		if len(resp.Data) == 0 || page >= resp.Pagination.PageCount {
-			return all, nil
-		}
-	}
-}
 
 // GetAPI returns the API with the given id. A missing API is an *Error for
 // which IsNotFound is true.
@@ -253,12 +221,13 @@ func (c *Client) do(ctx context.Context, r request) (_ []byte, err error) {
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
 
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	limit := c.cfg.MaxResponseBytes
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, c.transportError(ctx, r.op, fmt.Errorf("read response: %w", err))
 	}
-	if len(b) > maxResponseBytes {
-		return nil, fmt.Errorf("apim %s: response larger than %d bytes", r.op, maxResponseBytes)
+	if len(b) > limit {
+		return nil, fmt.Errorf("apim %s: %w: more than %d bytes", r.op, errTooLarge, limit)
 	}
 	if resp.StatusCode != r.want {
 		return nil, parseError(r.op, resp.StatusCode, bytes.TrimSpace(b))

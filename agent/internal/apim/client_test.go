@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -148,8 +149,16 @@ func TestListAPIsFollowsPagination(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}
-	if hits := e.sim.Hits(apimsim.OpListAPIs); hits != 3 {
-		t.Errorf("list requests = %d, want 3 pages", hits)
+	// A new client measures its APIs on a one-API page first; the next
+	// listing knows their size.
+	if hits := e.sim.Hits(apimsim.OpListAPIs); hits != 4 {
+		t.Errorf("list requests = %d, want 4: a one-API page, then 3 pages of 10", hits)
+	}
+	if apis, err := e.client.ListAPIs(t.Context()); err != nil || len(apis) != 25 {
+		t.Fatalf("second ListAPIs = %d APIs, %v", len(apis), err)
+	}
+	if hits := e.sim.Hits(apimsim.OpListAPIs) - 4; hits != 3 {
+		t.Errorf("second listing: %d requests, want 3 pages of 10", hits)
 	}
 
 	empty := newEnv(t, func(c *apim.Config) { c.EnvID = "empty" }, nil)
@@ -197,11 +206,17 @@ func TestGetAndFind(t *testing.T) {
 }
 
 func TestFindByCrossIDAmbiguous(t *testing.T) {
-	// The stand-in refuses duplicate crossIds, so this APIM is a stub.
+	// The stand-in refuses duplicate crossIds, so this APIM is a stub. It
+	// pages as APIM does: ListAPIs asks for one API first.
+	items := []string{`{"id":"a","crossId":"dup","definitionVersion":"V4","updatedAt":1581256457163}`, `{"id":"b","crossId":"dup","definitionVersion":"V2"}`}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		perPage, _ := strconv.Atoi(r.URL.Query().Get("perPage"))
+		start := min((page-1)*perPage, len(items))
+		end := min(start+perPage, len(items))
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"data":[{"id":"a","crossId":"dup","definitionVersion":"V4","updatedAt":1581256457163},
-			{"id":"b","crossId":"dup","definitionVersion":"V2"}],"pagination":{"page":1,"perPage":100,"pageCount":1}}`)
+		fmt.Fprintf(w, `{"data":[%s],"pagination":{"page":%d,"perPage":%d,"pageItemsCount":%d,"totalCount":%d}}`,
+			strings.Join(items[start:end], ","), page, perPage, end-start, len(items))
 	}))
 	defer ts.Close()
 	c, err := apim.New(apim.Config{BaseURL: ts.URL + "/management/v2"})

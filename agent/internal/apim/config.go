@@ -20,6 +20,9 @@ const (
 	DefaultRetryWaitMin = 250 * time.Millisecond
 	DefaultRetryWaitMax = 5 * time.Second
 	DefaultPageSize     = 100
+	// DefaultMaxResponseBytes caps a response body. Exports carry base64
+	// pictures and media, so it is generous.
+	DefaultMaxResponseBytes = 32 << 20
 	// DefaultCrossIDIndexTTL is how long a listing of the environment
 	// answers "no API has this crossId" (see FindByCrossID).
 	DefaultCrossIDIndexTTL = 10 * time.Second
@@ -69,8 +72,14 @@ type Config struct {
 	// RetryWaitMin and RetryWaitMax bound the backoff between attempts. Zero
 	// means DefaultRetryWaitMin and DefaultRetryWaitMax.
 	RetryWaitMin, RetryWaitMax time.Duration
-	// PageSize is the perPage used by ListAPIs. Zero means DefaultPageSize.
+	// PageSize is the most APIs ListAPIs asks for in one page (perPage).
+	// Zero means DefaultPageSize. Pages of large APIs are smaller: see
+	// ListAPIs.
 	PageSize int
+	// MaxResponseBytes caps the body of any response; a larger one is an
+	// error. Zero means DefaultMaxResponseBytes. ListAPIs sizes its pages
+	// to about a quarter of it.
+	MaxResponseBytes int
 	// CrossIDIndexTTL is how long FindByCrossID trusts the absence of a
 	// crossId in its last full listing. Zero means DefaultCrossIDIndexTTL;
 	// a negative value makes every lookup list the environment.
@@ -133,8 +142,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.EnvID == "" {
 		c.EnvID = DefaultEnvID
 	}
-	if c.Timeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < 0 || c.PageSize < 0 {
-		return c, errors.New("apim config: durations and PageSize must not be negative")
+	if c.Timeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < 0 || c.PageSize < 0 || c.MaxResponseBytes < 0 {
+		return c, errors.New("apim config: durations, PageSize and MaxResponseBytes must not be negative")
 	}
 	if c.Timeout == 0 && c.HTTPClient != nil {
 		c.Timeout = c.HTTPClient.Timeout
@@ -159,6 +168,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if c.CrossIDIndexTTL == 0 {
 		c.CrossIDIndexTTL = DefaultCrossIDIndexTTL

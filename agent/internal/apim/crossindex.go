@@ -11,9 +11,10 @@ import (
 // The Management API cannot search by crossId, so finding the API a
 // promotion updates means listing every API of the environment. Done for
 // every accept, that is quadratic in the size of the environment: at 1,000
-// APIs an accept costs ten full pages. The client therefore keeps an index
-// of crossId → API ids, built from a full listing and kept current with the
-// imports it makes itself.
+// APIs an accept costs ten pages of 100, and more when the APIs are large
+// (ListAPIs bounds each page's bytes too). The client therefore keeps an
+// index of crossId → API ids, built from a full listing and kept current
+// with the imports it makes itself.
 //
 // What the index may get wrong, and why it is still safe:
 //   - A hit is always confirmed with a GET of that API (it may have been

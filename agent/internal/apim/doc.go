@@ -12,6 +12,10 @@
 //	POST /environments/{envId}/apis/_import/definition          ImportCreate (201)
 //	PUT  /environments/{envId}/apis/{apiId}/_import/definition  ImportUpdate (200)
 //
+// ListAPIs pages by bytes as well as by count: listed APIs are whole API
+// objects, so each page holds only as many as fit in a quarter of
+// Config.MaxResponseBytes (see ListAPIs).
+//
 // # Retries
 //
 // Reads (GET) and ImportUpdate (PUT) are idempotent: applying the same

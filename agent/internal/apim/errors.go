@@ -17,6 +17,10 @@ var ErrUnreachable = errors.New("apim unreachable")
 // may not have been applied. Look the API up by crossId before retrying.
 var ErrOutcomeUnknown = errors.New("outcome unknown: the API may have been created")
 
+// errTooLarge is wrapped by errors for a response body over
+// Config.MaxResponseBytes. ListAPIs recovers from it with smaller pages.
+var errTooLarge = errors.New("response too large")
+
 // ErrAmbiguousCrossID is returned by FindByCrossID when several APIs of the
 // environment share the crossId.
 var ErrAmbiguousCrossID = errors.New("crossId matches several APIs")
