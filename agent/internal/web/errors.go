@@ -49,8 +49,10 @@ func statusOf(c protocol.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case protocol.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case protocol.CodeUnavailable, protocol.CodeDisconnected:
+	case protocol.CodeUnavailable, protocol.CodeDisconnected, protocol.CodeBacklogFull:
 		return http.StatusServiceUnavailable
+	case protocol.CodeSecretInDefinition:
+		return http.StatusUnprocessableEntity
 	case protocol.CodeTimeout:
 		return http.StatusGatewayTimeout
 	case protocol.CodeUpstream:

@@ -21,8 +21,8 @@ import (
 
 // newWorkflow wires the real promotion workflow and audit trail over a
 // SQLite store wrapped by faultstore, with organization o1 and its
-// environments Dev and Prod.
-func newWorkflow(t *testing.T) (*faultstore.Store, *promotion.Service, *audit.Trail) {
+// environments Dev and Prod. The workflow reads the time from clock, if given.
+func newWorkflow(t *testing.T, clock ...func() time.Time) (*faultstore.Store, *promotion.Service, *audit.Trail) {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
@@ -46,7 +46,11 @@ func newWorkflow(t *testing.T) (*faultstore.Store, *promotion.Service, *audit.Tr
 	if err != nil {
 		t.Fatal(err)
 	}
-	promos, err := promotion.New(st, exporter{}, trail, log, reg, promotion.Options{})
+	opts := promotion.Options{}
+	if len(clock) > 0 {
+		opts.Now = clock[0]
+	}
+	promos, err := promotion.New(st, exporter{}, trail, log, reg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

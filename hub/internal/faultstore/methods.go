@@ -187,6 +187,14 @@ func (s *Store) ListPromotions(ctx context.Context, f state.PromotionFilter) (_ 
 	return s.s.ListPromotions(ctx, f)
 }
 
+func (s *Store) CountUndelivered(ctx context.Context, targetEnvID string) (_ int, err error) {
+	if err = s.fault(ctx, "CountUndelivered"); err != nil {
+		return
+	}
+	defer s.after("CountUndelivered", &err)
+	return s.s.CountUndelivered(ctx, targetEnvID)
+}
+
 func (s *Store) UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (_ state.Promotion, err error) {
 	if err = s.fault(ctx, "UpdatePromotion"); err != nil {
 		return

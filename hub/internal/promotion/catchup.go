@@ -102,6 +102,8 @@ func (s *Service) CatchUp(ctx context.Context, since, until time.Time) (int, err
 }
 
 func (s *Service) catchUpOne(ctx context.Context, p state.Promotion) (int, error) {
+	s.repairMu.Lock()
+	defer s.repairMu.Unlock()
 	entries, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Limit: 100})
 	if err != nil {
 		return 0, err

@@ -1,6 +1,10 @@
 package promotion
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/shared/protocol"
+)
 
 type metrics struct {
 	transitions     *prometheus.CounterVec
@@ -10,6 +14,7 @@ type metrics struct {
 	decision        prometheus.Histogram
 	deliveryRetries prometheus.Counter
 	auditCaughtUp   prometheus.Counter
+	refused         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,9 +49,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "hub", Name: "audit_entries_caught_up_total",
 			Help: "Audit entries written late by the catch-up, for promotion changes whose entry was not written at the time (the hub stopped or the audit write failed). Any increase means check the hub's logs and store.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "hub", Name: "promotions_refused_total",
+			Help: "Promotion requests refused at creation, by reason: secret_in_definition (a plaintext secret in the definition) or environment_backlog_full (the target's agent is offline or slow).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []protocol.Code{protocol.CodeSecretInDefinition, protocol.CodeBacklogFull} {
+		m.refused.WithLabelValues(string(reason))
 	}
 	if reg != nil {
-		reg.MustRegister(m.transitions, m.active, m.waiting, m.taskRaised, m.decision, m.deliveryRetries, m.auditCaughtUp)
+		reg.MustRegister(m.transitions, m.active, m.waiting, m.taskRaised, m.decision, m.deliveryRetries, m.auditCaughtUp, m.refused)
 	}
 	return m
 }

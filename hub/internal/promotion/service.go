@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"ferry.dev/hub/internal/ids"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
+	"ferry.dev/shared/secretscan"
 	"ferry.dev/shared/session"
 )
 
@@ -30,6 +32,7 @@ type Store interface {
 	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (state.Promotion, error)
 	ListPromotions(ctx context.Context, f state.PromotionFilter) ([]state.Promotion, error)
 	UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error)
+	CountUndelivered(ctx context.Context, targetEnvID string) (int, error)
 	// For the audit catch-up (catchup.go).
 	ListOrgs(ctx context.Context) ([]state.Org, error)
 	LastAudit(ctx context.Context, orgID string) (state.AuditEntry, error)
@@ -77,6 +80,9 @@ type Service struct {
 	m     *metrics
 	now   func() time.Time
 	retry time.Duration
+	// maxBacklog is how many promotions may wait for delivery to one
+	// environment before Create refuses more (row R26).
+	maxBacklog int
 
 	wake     chan struct{} // capacity 1: work to do
 	inflight chan struct{} // bounds concurrent deliveries
@@ -86,13 +92,26 @@ type Service struct {
 	runWG  *sync.WaitGroup     // Run's goroutines
 	busy   map[string]struct{} // promotion ids being delivered or notified
 	names  map[string]string   // environment id → name
+
+	// repairMu serializes the writers of late audit entries (the catch-up
+	// and ensureDecisionAudited), so that an entry is not written twice.
+	repairMu sync.Mutex
 }
 
 // Options are optional Service settings.
 type Options struct {
 	Retry time.Duration    // how often undelivered work is retried (5s)
 	Now   func() time.Time // (time.Now)
+	// MaxEnvBacklog is how many promotions may wait for delivery to one
+	// target environment (its agent offline or slow) before new ones are
+	// refused with protocol.CodeBacklogFull (DefaultMaxEnvBacklog).
+	MaxEnvBacklog int
 }
+
+// DefaultMaxEnvBacklog is Options.MaxEnvBacklog's default: far more than a
+// team promotes to one environment while its agent is away, far less than
+// the store can hold (a definition may be MiB).
+const DefaultMaxEnvBacklog = 1000
 
 // New builds a Service.
 func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Service, error) {
@@ -105,9 +124,12 @@ func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg promet
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxEnvBacklog <= 0 {
+		opts.MaxEnvBacklog = DefaultMaxEnvBacklog
+	}
 	return &Service{
 		store: store, disp: disp, audit: aud, log: log.With("component", "promotion"), m: newMetrics(reg),
-		now: opts.Now, retry: opts.Retry, wake: make(chan struct{}, 1), inflight: make(chan struct{}, 16),
+		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, 16),
 		busy: map[string]struct{}{}, names: map[string]string{},
 	}, nil
 }
@@ -216,6 +238,9 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	if dst.ID == src.ID {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeInvalid, "target environment must differ from the source")
 	}
+	if err := s.refuseSecrets(ctx, r, src, dst); err != nil {
+		return state.Promotion{}, err
+	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	p := state.Promotion{
 		ID: ids.New("prm"), OrgID: r.OrgID, SourceEnvID: src.ID, TargetEnvID: dst.ID, APIID: r.API.APIID, CrossID: r.API.CrossID,
@@ -233,6 +258,9 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	}
 	if len(active) > 0 {
 		return state.Promotion{}, &ActiveError{ID: active[0].ID}
+	}
+	if err := s.checkBacklog(ctx, dst); err != nil {
+		return state.Promotion{}, err
 	}
 	if _, err := s.audit.Record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionCreated, Actor: p.Requester, EnvID: src.ID, PromotionID: p.ID,
 		Detail: fmt.Sprintf("%s %s (crossId %s) from %s to %s", p.APIName, p.APIVersion, p.CrossID, src.Name, dst.Name)}); err != nil {
@@ -259,6 +287,71 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 	s.log.Info("promotion requested", "promotion_id", p.ID, "api", p.APIName, "from", src.Name, "to", dst.Name, "requester", p.Requester)
 	s.deliverSoon(p)
 	return p, nil
+}
+
+// refuseSecrets refuses a definition that carries a plaintext secret (row
+// R33), and audits the refusal. The refusal says where each secret is and
+// what it is, never its value.
+func (s *Service) refuseSecrets(ctx context.Context, r Request, src, dst state.Environment) error {
+	found, err := secretscan.Scan(r.API.Definition)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeInvalid, "definition is not valid JSON")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	const shown = 5
+	where := make([]string, 0, shown+1)
+	for i, f := range found {
+		if i == shown {
+			where = append(where, fmt.Sprintf("and %d more", len(found)-shown))
+			break
+		}
+		where = append(where, clip(f.String()))
+	}
+	list := strings.Join(where, "; ")
+	s.m.refused.WithLabelValues(string(protocol.CodeSecretInDefinition)).Inc()
+	s.log.Info("promotion refused: plaintext secret in the definition", "api", r.API.Name, "from", src.Name, "to", dst.Name,
+		"requester", r.By.Name, "secrets", len(found), "where", list)
+	s.record(ctx, audit.Event{OrgID: r.OrgID, Event: audit.PromotionRefused, Actor: r.By.Name, EnvID: src.ID,
+		Detail: fmt.Sprintf("promotion of %q from %s to %s refused: the definition holds %d plaintext secret(s): %s", r.API.Name, src.Name, dst.Name, len(found), list)})
+	return protocol.Errorf(protocol.CodeSecretInDefinition, fmt.Sprintf(
+		"the definition of %s holds %d plaintext secret(s), which a promotion would copy to %s: %s. "+
+			"Replace each in the source environment with a secret reference such as {{secret:name}} or {#secrets.get('/vault/path', 'key')}, "+
+			"or mark the API property encrypted, then promote again", r.API.Name, len(found), dst.Name, list))
+}
+
+// clip shortens s, a place in a definition (whose member names the
+// definition's author chose), to keep refusals readable.
+func clip(s string) string {
+	const limit = 200
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
+}
+
+// checkBacklog refuses a promotion to dst while MaxEnvBacklog promotions
+// already wait for delivery to its agent (row R26): the hub does not queue
+// without bound for an agent that is offline or slow. Concurrent requests
+// may overshoot the limit by a few.
+func (s *Service) checkBacklog(ctx context.Context, dst state.Environment) error {
+	n, err := s.store.CountUndelivered(ctx, dst.ID)
+	if err != nil {
+		return fmt.Errorf("count promotions waiting for delivery: %w", err)
+	}
+	if n < s.maxBacklog {
+		return nil
+	}
+	agent := "connected but has not caught up"
+	if !s.disp.Online(dst.ID) {
+		agent = "not connected"
+	}
+	s.m.refused.WithLabelValues(string(protocol.CodeBacklogFull)).Inc()
+	s.log.Warn("promotion refused: the target environment's backlog is full", "to", dst.Name, "waiting", n, "max", s.maxBacklog, "agent", agent)
+	return protocol.Errorf(protocol.CodeBacklogFull, fmt.Sprintf(
+		"%d promotions already wait for delivery to %s, whose agent is %s (the hub holds at most %d per environment); "+
+			"retry once the agent is online and has caught up, or cancel promotions to %s that are no longer wanted", n, dst.Name, agent, s.maxBacklog, dst.Name))
 }
 
 // errKeyTaken is Create's error when the request's idempotency key was
@@ -484,29 +577,87 @@ func (s *Service) Decide(ctx context.Context, orgID, installationID string, serv
 	if !p.DeliveredAt.IsZero() {
 		s.m.decision.Observe(s.now().Sub(p.DeliveredAt).Seconds())
 	}
-	ev, detail := audit.PromotionAccepted, ""
-	switch d.Outcome {
-	case protocol.OutcomeAccepted:
-		verb := "updated"
-		if d.Created {
-			verb = "created"
-		}
-		detail = fmt.Sprintf("%s accepted; target API %s %s", p.APIName, d.TargetAPIID, verb)
-	case protocol.OutcomeRejected:
-		ev, detail = audit.PromotionRejected, fmt.Sprintf("%s rejected: %s", p.APIName, orNone(d.Reason))
-	case protocol.OutcomeFailed:
-		ev, detail = audit.PromotionFailed, fmt.Sprintf("%s accepted but the import failed: %s", p.APIName, orNone(d.Reason))
-	}
 	s.log.Info("promotion decided", "promotion_id", p.ID, "status", to, "actor", d.Actor)
-	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: ev, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID, Detail: detail})
+	// Fail closed (row E3): the decision is acknowledged only once its
+	// audit entry is written. If it cannot be, the agent reports the
+	// decision again, and decided writes the entry then.
+	ev, detail := decisionEntry(p, d)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := s.audit.Record(actx, audit.Event{OrgID: p.OrgID, Event: ev, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID, Detail: detail}); err != nil {
+		s.log.Error("audit entry of a decision could not be written; the decision is stored but not acknowledged, and the agent reports it again",
+			"promotion_id", p.ID, "event", ev, "actor", d.Actor, "err", err)
+		s.Kick()
+		return state.Promotion{}, errDecisionNotAudited
+	}
 	s.Kick()
 	return p2, nil
+}
+
+// errDecisionNotAudited answers a decision whose audit entry is not written.
+var errDecisionNotAudited = protocol.Errorf(protocol.CodeUnavailable,
+	"the decision is stored but the audit trail cannot be written, so it is not acknowledged yet; report it again shortly")
+
+// decisionEntry is the audit event and detail of decision d on p.
+func decisionEntry(p state.Promotion, d protocol.Decision) (event, detail string) {
+	switch d.Outcome {
+	case protocol.OutcomeRejected:
+		return audit.PromotionRejected, fmt.Sprintf("%s rejected: %s", p.APIName, orNone(d.Reason))
+	case protocol.OutcomeFailed:
+		return audit.PromotionFailed, fmt.Sprintf("%s accepted but the import failed: %s", p.APIName, orNone(d.Reason))
+	}
+	verb := "updated"
+	if d.Created {
+		verb = "created"
+	}
+	return audit.PromotionAccepted, fmt.Sprintf("%s accepted; target API %s %s", p.APIName, d.TargetAPIID, verb)
+}
+
+// decisionSettle is how long after a decision was stored its own audit
+// write may still be under way (it gives up after auditTimeout).
+const decisionSettle = auditTimeout + 5*time.Second
+
+// ensureDecisionAudited writes the audit entry of p's decision, d, if it
+// is missing: the first report of d stored it but could not audit it. A
+// decision stored less than decisionSettle ago may still be being audited
+// by that first report; the answer is then to report again later, so the
+// entry is never written twice.
+func (s *Service) ensureDecisionAudited(ctx context.Context, p state.Promotion, d protocol.Decision) error {
+	s.repairMu.Lock()
+	defer s.repairMu.Unlock()
+	ev, detail := decisionEntry(p, d)
+	entries, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Limit: 100})
+	if err != nil {
+		return fmt.Errorf("read the promotion's audit entries: %w", err)
+	}
+	for _, e := range entries {
+		if e.Event == ev {
+			return nil
+		}
+	}
+	if s.now().Sub(p.UpdatedAt) < decisionSettle {
+		return errDecisionNotAudited
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := s.audit.Record(actx, audit.Event{OrgID: p.OrgID, Event: ev, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID,
+		Detail: detail + "; recorded when the agent reported the decision again"}); err != nil {
+		s.log.Error("audit entry of a decision still cannot be written; the agent reports it again", "promotion_id", p.ID, "event", ev, "err", err)
+		return errDecisionNotAudited
+	}
+	s.log.Warn("audit entry of a decision written late", "promotion_id", p.ID, "event", ev, "changed_at", p.UpdatedAt)
+	return nil
 }
 
 // decided answers a decision for a promotion that is already terminal: the
 // same outcome again is a harmless duplicate; another is a conflict.
 func (s *Service) decided(ctx context.Context, p state.Promotion, to protocol.PromotionStatus, d protocol.Decision) (state.Promotion, error) {
 	if p.Status == to {
+		// The same decision again (a retry, or a report whose answer was
+		// lost): acknowledged once it is audited.
+		if err := s.ensureDecisionAudited(ctx, p, d); err != nil {
+			return state.Promotion{}, err
+		}
 		return p, nil
 	}
 	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.DecisionConflict, Actor: d.Actor, EnvID: p.TargetEnvID, PromotionID: p.ID,

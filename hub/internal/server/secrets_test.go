@@ -11,6 +11,7 @@ import (
 
 	"ferry.dev/hub/internal/api"
 	"ferry.dev/hub/internal/promotion"
+	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
 )
 
@@ -32,9 +33,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestSecretsStayOutOfLogsAndAudit promotes a definition full of secrets
-// through the workflow (create, deliver, accept) with every log level on,
-// and checks that no secret value reaches the logs or the audit trail.
+// TestSecretsStayOutOfLogsAndAudit checks, with every log level on, that no
+// secret value of a definition reaches the logs or the audit trail: a
+// definition full of plaintext secrets is refused at creation (R33), and
+// one whose secret-named API properties are encrypted (ciphertext, still
+// not to be logged) goes through the workflow (create, deliver, accept).
 func TestSecretsStayOutOfLogsAndAudit(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
@@ -50,28 +53,38 @@ func TestSecretsStayOutOfLogsAndAudit(t *testing.T) {
 		"apikey-9f8e7d6c5b4a",
 		"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ",
 	}
-	def := map[string]any{
-		"api": map[string]any{
-			"name":  "Payments",
-			"proxy": map[string]any{"headers": []map[string]string{{"name": "Authorization", "value": secrets[0]}}},
-			"properties": []map[string]any{
-				{"key": "password", "value": secrets[1]},
-				{"key": "client_secret", "value": secrets[2], "encrypted": false},
-				{"key": "token", "value": secrets[3]},
-				{"key": "apiKey", "value": secrets[4]},
+	definition := func(encrypted bool, auth, key string) json.RawMessage {
+		def := map[string]any{
+			"api": map[string]any{
+				"name":  "Payments",
+				"proxy": map[string]any{"headers": []map[string]string{{"name": "Authorization", "value": auth}}},
+				"properties": []map[string]any{
+					{"key": "password", "value": secrets[1], "encrypted": encrypted},
+					{"key": "client_secret", "value": secrets[2], "encrypted": encrypted},
+					{"key": "token", "value": secrets[3], "encrypted": encrypted},
+					{"key": "apiKey", "value": secrets[4], "encrypted": encrypted},
+				},
+				"tls": map[string]string{"key": key},
 			},
-			"tls": map[string]string{"key": "-----BEGIN PRIVATE KEY-----\n" + secrets[5] + "\n-----END PRIVATE KEY-----"},
-		},
+		}
+		raw, err := json.Marshal(def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
 	}
-	raw, err := json.Marshal(def)
-	if err != nil {
-		t.Fatal(err)
+	create := func(def json.RawMessage) (state.Promotion, error) {
+		return h.svc.Create(t.Context(), promotion.Request{
+			OrgID: acme.ID, SourceEnvID: acme.Env["Dev"].ID, TargetEnvID: acme.Env["Prod"].ID,
+			By:  promotion.Caller{Name: "someone", Trusted: true},
+			API: protocol.ExportedAPI{APIID: "api-pay", CrossID: "pay", Name: "Payments", Version: "1", Definition: def},
+		})
 	}
-	p, err := h.svc.Create(t.Context(), promotion.Request{
-		OrgID: acme.ID, SourceEnvID: acme.Env["Dev"].ID, TargetEnvID: acme.Env["Prod"].ID,
-		By:  promotion.Caller{Name: "someone", Trusted: true},
-		API: protocol.ExportedAPI{APIID: "api-pay", CrossID: "pay", Name: "Payments", Version: "1", Definition: raw},
-	})
+	plain := definition(false, secrets[0], "-----BEGIN PRIVATE KEY-----\n"+secrets[5]+"\n-----END PRIVATE KEY-----")
+	if _, err := create(plain); protocol.CodeOf(err) != protocol.CodeSecretInDefinition {
+		t.Fatalf("plaintext secrets: %v, want %s", err, protocol.CodeSecretInDefinition)
+	}
+	p, err := create(definition(true, "Bearer {{secret:payments-auth}}", "{{secret:payments-tls-key}}"))
 	if err != nil {
 		t.Fatal(err)
 	}

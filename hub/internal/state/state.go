@@ -369,6 +369,10 @@ type Store interface {
 	// empty.
 	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (Promotion, error)
 	ListPromotions(ctx context.Context, f PromotionFilter) ([]Promotion, error)
+	// CountUndelivered returns how many promotions to targetEnvID wait for
+	// delivery to its agent (status CREATED, not delivered), without reading
+	// their definitions.
+	CountUndelivered(ctx context.Context, targetEnvID string) (int, error)
 	// UpdatePromotion applies u when the promotion's status is in u.From and
 	// returns the updated promotion. ErrConflict when the status is not in
 	// u.From; ErrNotFound when there is no such promotion. A transition to a

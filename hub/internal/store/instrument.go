@@ -161,6 +161,11 @@ func (s *instrumented) ListPromotions(ctx context.Context, f state.PromotionFilt
 	return s.s.ListPromotions(ctx, f)
 }
 
+func (s *instrumented) CountUndelivered(ctx context.Context, targetEnvID string) (_ int, err error) {
+	defer s.done("CountUndelivered", time.Now(), &err)
+	return s.s.CountUndelivered(ctx, targetEnvID)
+}
+
 func (s *instrumented) UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (_ state.Promotion, err error) {
 	defer s.done("UpdatePromotion", time.Now(), &err)
 	return s.s.UpdatePromotion(ctx, id, u)

@@ -242,6 +242,18 @@ func (s *Mongo) ListPromotions(ctx context.Context, f state.PromotionFilter) ([]
 			SetLimit(int64(pageLimit(f.Limit))))
 }
 
+// CountUndelivered implements state.Store; the status index narrows it to
+// the promotions not yet delivered anywhere.
+func (s *Mongo) CountUndelivered(ctx context.Context, targetEnvID string) (int, error) {
+	n, err := s.promotions.CountDocuments(ctx, bson.D{
+		{Key: "status", Value: string(protocol.PromotionCreated)}, {Key: "delivered", Value: false}, {Key: "target_env_id", Value: targetEnvID},
+	})
+	if err != nil {
+		return 0, s.err("count undelivered promotions to "+targetEnvID, err)
+	}
+	return int(n), nil
+}
+
 // UpdatePromotion implements state.Store with one conditional
 // findAndModify.
 func (s *Mongo) UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error) {

@@ -149,6 +149,15 @@ func (s *SQLite) ListPromotions(ctx context.Context, f state.PromotionFilter) ([
 		args...)
 }
 
+// CountUndelivered implements state.Store; the status index narrows it to
+// the promotions not yet delivered anywhere.
+func (s *SQLite) CountUndelivered(ctx context.Context, targetEnvID string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM promotions WHERE status = ? AND delivered = 0 AND target_env_id = ?`,
+		string(protocol.PromotionCreated), targetEnvID).Scan(&n)
+	return n, s.err("count undelivered promotions to "+targetEnvID, err)
+}
+
 // UpdatePromotion implements state.Store with one conditional UPDATE.
 func (s *SQLite) UpdatePromotion(ctx context.Context, id string, u state.PromotionUpdate) (state.Promotion, error) {
 	u, err := checkUpdate(u)

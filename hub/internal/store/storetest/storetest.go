@@ -85,6 +85,7 @@ func RunConfig(t *testing.T, cfg Config, open func(t *testing.T) state.Store) {
 		{"UpdatePromotion", testUpdatePromotion},
 		{"UpdatePromotionConcurrent", testUpdatePromotionConcurrent},
 		{"ListPromotions", testListPromotions},
+		{"CountUndelivered", testCountUndelivered},
 		{"Audit", testAudit},
 		{"ListAudit", testListAudit},
 		{"ListLimits", testListLimits},
