@@ -3,7 +3,9 @@
 // Every WebSocket text frame carries one JSON Envelope. The first frame an
 // agent sends is a Hello; the hub answers with a HelloReply and only then does
 // the link carry anything else. Either side may send a Command and must answer
-// it with exactly one Reply whose ReplyTo is the command's ID.
+// it with exactly one Reply whose ReplyTo is the command's ID. The hub may
+// send Settings at any time after its HelloReply, to update figures the
+// reply carried; they are never answered.
 //
 // The package holds data types, constants and Validate methods only, and
 // imports nothing but the standard library. It is safe for concurrent use

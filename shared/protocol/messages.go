@@ -68,6 +68,25 @@ type HelloReply struct {
 	// sessions offline with them. Empty means the hub issues no sessions.
 	// Added in version 1 (2026-11-27).
 	SessionKeys []string `json:"session_keys,omitempty"`
+	// ReconnectSpreadMs is the window, in milliseconds, over which the
+	// agent spreads its first redial after a healthy session ends, until
+	// the hub advertises another. The hub sizes it to its fleet, so that
+	// its agents come back at a rate it can take after a restart and a
+	// lone agent whose link was cut is not kept waiting. Zero means the
+	// agent's own default. Agents bound it (the agent of this repository
+	// to 0-120 s). Added in version 1 (2026-11-27).
+	ReconnectSpreadMs int64 `json:"reconnect_spread_ms,omitempty"`
+}
+
+// Settings is the payload of a settings message: the hub's new figures for
+// settings it advertised in its hello reply, which the agent uses from then
+// on as if that reply had carried them. A zero field leaves the agent's
+// figure as it was. Added in version 1 (2026-11-27).
+type Settings struct {
+	// ReconnectSpreadMs replaces HelloReply.ReconnectSpreadMs; the hub sends
+	// it when its fleet has grown since the agent's hello. Zero leaves the
+	// figure unchanged.
+	ReconnectSpreadMs int64 `json:"reconnect_spread_ms,omitempty"`
 }
 
 // HealthCheck asks the peer whether it is healthy. Its answer is a Reply with

@@ -14,6 +14,8 @@ import (
 //	  goodbye; promotion operations.
 //	1 (2026-11-27, additive): the error message type, codes bad_message and
 //	  unsupported_version, the ferry.v1 subprotocol and close code 4000.
+//	1 (2026-11-27, additive): hello_reply.reconnect_spread_ms and the
+//	  settings message type.
 const Version = 1
 
 // MinVersion is the oldest protocol Version this build still speaks. A hello
@@ -57,12 +59,17 @@ const (
 	// message's ID, when it had one. It answers nothing and is never
 	// answered.
 	TypeError Type = "error"
+	// TypeSettings updates, during a session, settings the hub advertised in
+	// its hello reply; its payload is a Settings. The hub sends it, without
+	// an ID: it answers nothing and is never answered, and agents that do
+	// not know it ignore it.
+	TypeSettings Type = "settings"
 )
 
 // Known reports whether t is a message type of this protocol version.
 func (t Type) Known() bool {
 	switch t {
-	case TypeHello, TypeHelloReply, TypeHealthCheck, TypeCommand, TypeReply, TypeGoodbye, TypeError:
+	case TypeHello, TypeHelloReply, TypeHealthCheck, TypeCommand, TypeReply, TypeGoodbye, TypeError, TypeSettings:
 		return true
 	}
 	return false

@@ -48,6 +48,11 @@ func golden(t *testing.T) map[string]*Envelope {
 		"hello.json": mk(TypeHello, "m1", "", &Hello{AgentVersion: "0.1.0", Hostname: "apim-dev", APIMURL: "http://127.0.0.1:8083/management/v2"}),
 		"hello_reply.json": mk(TypeHelloReply, "h1", "m1", &HelloReply{InstallationID: "ins_1", OrgID: "org_1", OrgName: "Acme",
 			Environments: []Environment{{ID: "env_dev", Name: "Dev"}}, Status: InstallationAccepted, HubVersion: "0.1.0", HeartbeatSeconds: 10}),
+		// A hub that sizes its agents' reconnect spread; hello_reply.json
+		// stays the frame of a hub that does not.
+		"hello_reply_spread.json": mk(TypeHelloReply, "h1", "m1", &HelloReply{InstallationID: "ins_1", OrgID: "org_1", OrgName: "Acme",
+			Environments: []Environment{{ID: "env_dev", Name: "Dev"}}, Status: InstallationAccepted, HubVersion: "0.1.0", HeartbeatSeconds: 10,
+			ReconnectSpreadMs: 10000}),
 		"health_check.json":       mk(TypeHealthCheck, "h2", "", &HealthCheck{}),
 		"health_reply.json":       mk(TypeReply, "m2", "h2", okReply(&Health{Healthy: true})),
 		"goodbye.json":            mk(TypeGoodbye, "", "", &Goodbye{Reason: "hub shutting down", Reconnect: true}),
@@ -62,6 +67,7 @@ func golden(t *testing.T) map[string]*Envelope {
 		"command_update.json":     mk(TypeCommand, "h6", "", cmd(OpPromotionUpdate, Promotion{ID: "prm_01", TargetEnvID: "env_prod", Status: PromotionAccepted, TargetAPIID: "api-9", CreatedAt: at, UpdatedAt: at})),
 		"command_promotions.json": mk(TypeCommand, "m8", "", &Command{Op: OpListPromotions}),
 		"error.json":              mk(TypeError, "", "", &Error{Code: CodeBadMessage, Message: "envelope: missing type", Ref: "a7"}),
+		"settings.json":           mk(TypeSettings, "", "", &Settings{ReconnectSpreadMs: 12500}),
 	}
 }
 

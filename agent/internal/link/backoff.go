@@ -7,7 +7,10 @@ import (
 
 // backoff is capped exponential backoff with jitter. With a spread, the
 // first wait after a reset is uniform over [0, spread) instead: a whole
-// fleet that lost its hub at the same moment redials over that window.
+// fleet that lost its hub at the same moment redials over that window
+// (DefaultReconnectSpread). The waits after it start again from min, so an
+// agent whose spread redial fails (the hub is not up yet) retries within
+// a second or two, not after another spread.
 type backoff struct {
 	min, max time.Duration
 	spread   time.Duration

@@ -5,7 +5,13 @@
 // waits for the hub's reply, then serves commands from the hub and carries the
 // agent's own calls. Run is a supervised loop with an explicit state
 // (connecting → connected → draining → closed) and jittered, capped
-// exponential backoff that resets after a healthy connection.
+// exponential backoff that resets after a healthy connection. The first
+// redial after a healthy connection is spread uniformly over the reconnect
+// spread the hub last advertised (in its hello reply or a settings message,
+// sized to its fleet: 2 s for a handful of agents, 10 s for 500), or over
+// Config.ReconnectSpread (10 s) when it advertised none, so the agents of a
+// restarted hub do not all come back in the same second while a lone agent
+// whose link was cut comes back quickly.
 //
 // Each session has one reader (Run's goroutine) and one writer goroutine
 // that owns every data write; the send queue is bounded. Client is safe for

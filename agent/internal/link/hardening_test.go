@@ -118,7 +118,8 @@ func TestHelloRefusedWithError(t *testing.T) {
 	}))
 	t.Cleanup(front.Close)
 	var logs syncBuffer
-	cfg := link.Config{HubURL: front.URL, Credential: "cred-test", AgentVersion: "1.2.3", MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
+	// No spread: the first wait would otherwise be up to ReconnectSpread.
+	cfg := link.Config{HubURL: front.URL, Credential: "cred-test", AgentVersion: "1.2.3", MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, ReconnectSpread: -1}
 	reg := prometheus.NewRegistry()
 	lc, err := link.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), reg)
 	if err != nil {

@@ -268,6 +268,15 @@ func (s *session) readLoop(ctx context.Context) error {
 		case protocol.TypeHealthCheck:
 			r, _ := protocol.OKReply(&protocol.Health{Healthy: true})
 			s.reply(env.ID, r)
+		case protocol.TypeSettings:
+			var st protocol.Settings
+			if err := env.DecodePayload(&st); err != nil {
+				s.c.log.Debug("ignored a settings message", "err", err)
+				continue
+			}
+			if st.ReconnectSpreadMs != 0 {
+				s.c.setSpread(st.ReconnectSpreadMs)
+			}
 		case protocol.TypeError:
 			var pe protocol.Error
 			_ = env.DecodePayload(&pe)

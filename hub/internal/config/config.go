@@ -46,6 +46,16 @@ type Config struct {
 	// AuditAnchorEvery is how often the hub signs the head of each
 	// organization's audit trail (an anchor, logged and stored).
 	AuditAnchorEvery time.Duration
+	// MaxEnvBacklog is how many promotions may wait for delivery to one
+	// environment's agent (offline or slow) before new promotions to it
+	// are refused with 503 environment_backlog_full (FERRY_MAX_ENV_BACKLOG);
+	// at least 1.
+	MaxEnvBacklog int
+	// ReconnectRate is the agent redials per second the hub asks for after
+	// a restart (FERRY_RECONNECT_RATE): it advertises to its agents a
+	// reconnect spread of (connected agents) / ReconnectRate seconds,
+	// within 2-60 s (see link.Config.ReconnectRate).
+	ReconnectRate float64
 
 	// TLS: with TLSCert and TLSKey (PEM files) the listener serves HTTPS
 	// and WSS only. ClientCA (a PEM bundle) additionally requires agents'
@@ -102,6 +112,8 @@ func Default() Config {
 		PingInterval: 10 * time.Second, PongWait: 30 * time.Second, Redelivery: 5 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 		AuditAnchorEvery:  time.Hour,
+		MaxEnvBacklog:     1000,
+		ReconnectRate:     50, // link.DefaultReconnectRate
 		RateLimitToken:    RateLimit{Rate: 20, Burst: 40},
 		RateLimitSignIn:   RateLimit{Rate: 5, Burst: 10},
 		RateLimitLink:     RateLimit{Rate: 10, Burst: 60},
@@ -155,12 +167,29 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 	}
 
+	if v := getenv("FERRY_MAX_ENV_BACKLOG"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("config: FERRY_MAX_ENV_BACKLOG %q: want a whole number", v)
+		}
+		c.MaxEnvBacklog = n
+	}
+
+	if v := getenv("FERRY_RECONNECT_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, fmt.Errorf("config: FERRY_RECONNECT_RATE %q: want redials per second", v)
+		}
+		c.ReconnectRate = r
+	}
+
 	fs := flag.NewFlagSet("ferry-hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the REST API and agent link (FERRY_LISTEN)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of an operator listener serving /metrics only; empty serves /metrics on --listen (FERRY_METRICS_ADDR)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time a client has to send a request's headers (FERRY_READ_HEADER_TIMEOUT)")
 	fs.DurationVar(&c.AuditAnchorEvery, "audit-anchor-every", c.AuditAnchorEvery, "how often the head of each audit trail is signed and logged (FERRY_AUDIT_ANCHOR_EVERY)")
+	fs.IntVar(&c.MaxEnvBacklog, "max-env-backlog", c.MaxEnvBacklog, "promotions that may wait for one environment's agent (offline or slow) before more to it are refused with 503 (FERRY_MAX_ENV_BACKLOG)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store and generated admin token (FERRY_DATA_DIR)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", c.MongoURI, "MongoDB URI; empty uses the embedded SQLite store (FERRY_MONGO_URI)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL agents use to reach the hub (FERRY_PUBLIC_URL)")
@@ -172,6 +201,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.Var(&c.RateLimitToken, "rate-limit-token", "requests per second and burst per API token or session, RATE:BURST or off (FERRY_RATE_LIMIT_TOKEN)")
 	fs.Var(&c.RateLimitSignIn, "rate-limit-signin", "requests per second and burst per peer IP on sign-in and enroll (FERRY_RATE_LIMIT_SIGNIN)")
 	fs.Var(&c.RateLimitLink, "rate-limit-link", "link upgrades per second and burst per peer IP (FERRY_RATE_LIMIT_LINK)")
+	fs.Float64Var(&c.ReconnectRate, "reconnect-rate", c.ReconnectRate, "agent redials per second the hub asks for after a restart; agents spread their first redial over (connected agents)/rate seconds, 2-60s (FERRY_RECONNECT_RATE)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -205,6 +235,12 @@ func (c Config) Validate() error {
 	}
 	if c.ReadHeaderTimeout <= 0 || c.ReadHeaderTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("read-header-timeout %s: want more than 0 and at most 5m", c.ReadHeaderTimeout))
+	}
+	if c.MaxEnvBacklog < 1 || c.MaxEnvBacklog > 1_000_000 {
+		errs = append(errs, fmt.Errorf("max-env-backlog %d: want from 1 to 1000000", c.MaxEnvBacklog))
+	}
+	if !(c.ReconnectRate > 0 && c.ReconnectRate <= 100_000) {
+		errs = append(errs, fmt.Errorf("reconnect-rate %g: want more than 0 and at most 100000 redials per second", c.ReconnectRate))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is required"))

@@ -109,3 +109,57 @@ func TestListenerSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxEnvBacklog(t *testing.T) {
+	none := func(string) string { return "" }
+	if d := Default(); d.MaxEnvBacklog != 1000 {
+		t.Errorf("default max-env-backlog %d, want 1000", d.MaxEnvBacklog)
+	}
+	env := map[string]string{"FERRY_MAX_ENV_BACKLOG": "50"}
+	if c, err := Load(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.MaxEnvBacklog != 50 {
+		t.Errorf("env: max-env-backlog %d, %v; want 50", c.MaxEnvBacklog, err)
+	}
+	if c, err := Load([]string{"--max-env-backlog", "7"}, func(k string) string { return env[k] }, io.Discard); err != nil || c.MaxEnvBacklog != 7 {
+		t.Errorf("flag over env: max-env-backlog %d, %v; want 7", c.MaxEnvBacklog, err)
+	}
+	for _, bad := range []string{"0", "-1", "1000001", "lots"} {
+		if _, err := Load([]string{"--max-env-backlog", bad}, none, io.Discard); err == nil {
+			t.Errorf("--max-env-backlog %s accepted", bad)
+		}
+		if _, err := Load(nil, func(k string) string {
+			if k == "FERRY_MAX_ENV_BACKLOG" {
+				return bad
+			}
+			return ""
+		}, io.Discard); err == nil {
+			t.Errorf("FERRY_MAX_ENV_BACKLOG=%s accepted", bad)
+		}
+	}
+}
+
+func TestReconnectRate(t *testing.T) {
+	none := func(string) string { return "" }
+	if d := Default(); d.ReconnectRate != 50 {
+		t.Errorf("default reconnect-rate %g, want 50", d.ReconnectRate)
+	}
+	env := map[string]string{"FERRY_RECONNECT_RATE": "10"}
+	if c, err := Load(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.ReconnectRate != 10 {
+		t.Errorf("env: reconnect-rate %g, %v; want 10", c.ReconnectRate, err)
+	}
+	if c, err := Load([]string{"--reconnect-rate", "2.5"}, func(k string) string { return env[k] }, io.Discard); err != nil || c.ReconnectRate != 2.5 {
+		t.Errorf("flag over env: reconnect-rate %g, %v; want 2.5", c.ReconnectRate, err)
+	}
+	for _, bad := range []string{"0", "-1", "100001", "NaN", "fast"} {
+		if _, err := Load([]string{"--reconnect-rate", bad}, none, io.Discard); err == nil {
+			t.Errorf("--reconnect-rate %s accepted", bad)
+		}
+		if _, err := Load(nil, func(k string) string {
+			if k == "FERRY_RECONNECT_RATE" {
+				return bad
+			}
+			return ""
+		}, io.Discard); err == nil {
+			t.Errorf("FERRY_RECONNECT_RATE=%s accepted", bad)
+		}
+	}
+}

@@ -133,6 +133,23 @@ func (c *Conn) enqueue(env *protocol.Envelope) error {
 	}
 }
 
+// offer hands an encoded frame that may be lost (advice, not a message the
+// agent must get) to the writer if the queue has room, and reports whether
+// it did. Unlike enqueue it never disconnects the agent.
+func (c *Conn) offer(b []byte) bool {
+	select {
+	case <-c.quit:
+		return false
+	default:
+	}
+	select {
+	case c.send <- b:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *Conn) nextID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -299,6 +316,11 @@ func (c *Conn) readLoop(ctx context.Context) {
 		case protocol.TypeHelloReply:
 			c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "hello_reply is sent by the hub, never by an agent"))
 			c.violate(KindDirection, "agent sent hello_reply")
+		case protocol.TypeSettings:
+			if env.ID != "" {
+				c.reply(env.ID, protocol.ErrorReply(protocol.CodeInvalid, "settings are sent by the hub, never by an agent"))
+			}
+			c.violate(KindDirection, "agent sent settings")
 		case protocol.TypeCommand:
 			ans, fresh := c.rememberCommand(env.ID)
 			if !fresh {

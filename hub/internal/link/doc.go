@@ -32,6 +32,14 @@
 // gorilla closes frames that break RFC 6455 with 1002 and messages over the
 // read limit, however fragmented, with 1009.
 //
+// Every hello reply advertises a reconnect spread sized to the agents
+// connected: Config.ReconnectRate redials a second, within 2-60 s. As the
+// fleet grows (after a restart, all of it returns one agent at a time) a
+// settings message tells every agent the larger figure once it has grown by
+// a quarter, so each agent holds the fleet's figure when the next restart
+// comes. The message is advice: an agent whose queue is full misses it
+// rather than being disconnected.
+//
 // Registry is safe for concurrent use; it never does I/O while holding its
 // lock.
 package link

@@ -28,6 +28,12 @@ type Config struct {
 	MaxInflight   int           // agent commands handled at once per connection (8)
 	MaxFrameBytes int64         // read limit (protocol.MaxFrameBytes)
 	HubVersion    string
+	// ReconnectRate is the redials per second the hub asks for after a
+	// restart (DefaultReconnectRate): each hello reply advertises a
+	// reconnect spread of (connected agents) / ReconnectRate seconds,
+	// within [MinReconnectSpread, MaxReconnectSpread], and a settings
+	// message tells every agent a larger one as the fleet grows.
+	ReconnectRate float64
 
 	MessageRate      float64       // messages/s an agent may send, sustained (DefaultMessageRate)
 	MessageBurst     int           // messages an agent may send at once (DefaultMessageBurst)
@@ -54,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = protocol.MaxFrameBytes
+	}
+	if c.ReconnectRate <= 0 {
+		c.ReconnectRate = DefaultReconnectRate
 	}
 	if c.MessageRate <= 0 {
 		c.MessageRate = DefaultMessageRate
@@ -98,6 +107,9 @@ type Endpoint struct {
 	wg       sync.WaitGroup // one per live connection
 	baseCtx  context.Context
 	cancelFn context.CancelFunc
+
+	spreadMu   sync.Mutex    // guards sentSpread; held through readvertise's sends
+	sentSpread time.Duration // the reconnect spread last sent to all agents, or lower (see readvertise)
 }
 
 // New builds an endpoint. Register handlers with Handle before serving.
@@ -119,6 +131,8 @@ func New(cfg Config, sessions Sessions, log *slog.Logger, reg prometheus.Registe
 		handlers: make(map[protocol.Op]HandlerFunc),
 		baseCtx:  ctx,
 		cancelFn: cancel,
+
+		sentSpread: MinReconnectSpread,
 	}
 	e.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
@@ -298,6 +312,9 @@ func (e *Endpoint) hello(c *Conn) bool {
 		rep.HubVersion = e.cfg.HubVersion
 	}
 	rep.HeartbeatSeconds = int(e.cfg.PingInterval / time.Second)
+	// Sized to the agents connected now, this one included: the agent keeps
+	// the figure for its next disconnect.
+	rep.ReconnectSpreadMs = reconnectSpread(e.registry.Len()+1, e.cfg.ReconnectRate).Milliseconds()
 	out, err := protocol.New(protocol.TypeHelloReply, "hello", env.ID, rep)
 	if err != nil {
 		return fail(websocket.CloseInternalServerErr, "hello", err.Error())
@@ -317,6 +334,7 @@ func (e *Endpoint) serve(c *Conn) {
 		old.logger().Info("link superseded by a newer connection of the same installation", "new_conn_id", c.id)
 		old.Close(protocol.CloseSuperseded, closeSuperseded)
 	}
+	e.readvertise()
 	// A Shutdown that began during the hello did not see c in the registry.
 	e.mu.Lock()
 	closing := e.closing
@@ -337,6 +355,7 @@ func (e *Endpoint) serve(c *Conn) {
 	<-writerDone
 	close(c.done) // fails pending calls
 	primary := e.registry.remove(c)
+	e.readvertise()
 	e.m.connected.Dec()
 	e.m.disconnects.WithLabelValues(disconnectReason(c.closeReason)).Inc()
 	c.logger().Info("agent disconnected", "reason", c.closeReason)

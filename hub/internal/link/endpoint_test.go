@@ -71,6 +71,7 @@ func TestHelloReply(t *testing.T) {
 		InstallationID: ins1, OrgID: "org_1", OrgName: "Acme",
 		Environments: []protocol.Environment{{ID: "env_dev", Name: "env_dev"}},
 		Status:       protocol.InstallationAccepted, HubVersion: "9.9.9", HeartbeatSeconds: 3,
+		ReconnectSpreadMs: 2000, // one agent at the default 50/s: the 2 s floor
 	}
 	if diff := cmp.Diff(want, c.HelloReply()); diff != "" {
 		t.Errorf("hello reply (-want +got):\n%s", diff)

@@ -99,6 +99,15 @@ func TestViolations(t *testing.T) {
 				t.Errorf("hello_reply from an agent: %+v, want invalid", r)
 			}
 		}},
+		{"settings from an agent", func(t *testing.T, c *agenttest.Conn, id string) {
+			env, err := protocol.New(protocol.TypeSettings, id, "", &protocol.Settings{ReconnectSpreadMs: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := sendAndWait(t, c, env); replyCode(r) != protocol.CodeInvalid {
+				t.Errorf("settings from an agent: %+v, want invalid", r)
+			}
+		}},
 		{"refused by the handler as a violation", func(t *testing.T, c *agenttest.Conn, id string) {
 			if r := sendCommand(t, c, id, protocol.OpReportDecision); replyCode(r) != protocol.CodeNotFound {
 				t.Errorf("decision on another environment: %+v, want not_found", r)

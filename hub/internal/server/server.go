@@ -111,7 +111,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	index := newEnvIndex()
 	sess := &sessions{fleet: fl, log: s.log, index: index}
-	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version}, sess, s.log, s.reg)
+	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version, ReconnectRate: s.cfg.ReconnectRate}, sess, s.log, s.reg)
 	if err != nil {
 		return s.abort(err)
 	}
@@ -126,7 +126,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(err)
 	}
-	promos, err := promotion.New(s.store, index, trail, s.log, s.reg, promotion.Options{Retry: s.cfg.Redelivery})
+	promos, err := promotion.New(s.store, index, trail, s.log, s.reg, promotion.Options{Retry: s.cfg.Redelivery, MaxEnvBacklog: s.cfg.MaxEnvBacklog})
 	if err != nil {
 		return s.abort(err)
 	}

@@ -34,6 +34,8 @@ func payloadOf(t protocol.Type) any {
 		return &protocol.Goodbye{}
 	case protocol.TypeError:
 		return &protocol.Error{}
+	case protocol.TypeSettings:
+		return &protocol.Settings{}
 	}
 	return nil
 }
@@ -125,7 +127,7 @@ func CheckGolden(t *testing.T, dir string) {
 			}
 		})
 	}
-	for _, typ := range []protocol.Type{protocol.TypeHello, protocol.TypeHelloReply, protocol.TypeHealthCheck, protocol.TypeCommand, protocol.TypeReply, protocol.TypeGoodbye, protocol.TypeError} {
+	for _, typ := range []protocol.Type{protocol.TypeHello, protocol.TypeHelloReply, protocol.TypeHealthCheck, protocol.TypeCommand, protocol.TypeReply, protocol.TypeGoodbye, protocol.TypeError, protocol.TypeSettings} {
 		if !types[typ] {
 			t.Errorf("no golden file for message type %s", typ)
 		}
