@@ -63,6 +63,15 @@ func (c *Client) ListAPIs(ctx context.Context) ([]API, error) {
 			per = next
 			continue
 		}
+		var ae *Error
+		if errors.As(err, &ae) && ae.TechnicalCode == "pagination.invalid" && len(all) > 0 && skip == 0 {
+			// A page past the end: the previous page was full and the
+			// last (totalCount unknown, or APIs deleted meanwhile).
+			if seen > 0 {
+				c.apiBytes.Store(seen)
+			}
+			return all, nil
+		}
 		if err != nil {
 			return nil, err
 		}

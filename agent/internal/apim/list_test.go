@@ -239,20 +239,24 @@ func TestListAPIsUnknownTotalCount(t *testing.T) {
 			json.NewEncoder(w).Encode(body)
 		})
 	}
-	e := newEnv(t, func(c *apim.Config) { c.PageSize = 5 }, uncounted)
-	for i := range 23 {
-		e.seedAPI(t, fmt.Sprintf("API %02d", i), fmt.Sprintf("cross-%02d", i), fmt.Sprintf("/api-%02d", i))
-	}
-	apis, err := e.client.ListAPIs(t.Context())
-	if err != nil || len(apis) != 23 {
-		t.Fatalf("ListAPIs = %d APIs, %v; want 23", len(apis), err)
-	}
-	seen := map[string]bool{}
-	for _, a := range apis {
-		if seen[a.ID] {
-			t.Errorf("API %s listed twice", a.ID)
+	// 23 ends with a short page; 25, a multiple of the page size, ends with
+	// APIM refusing the page past the end (pagination.invalid).
+	for _, n := range []int{23, 25} {
+		e := newEnv(t, func(c *apim.Config) { c.PageSize = 5 }, uncounted)
+		for i := range n {
+			e.seedAPI(t, fmt.Sprintf("API %02d", i), fmt.Sprintf("cross-%02d", i), fmt.Sprintf("/api-%02d", i))
 		}
-		seen[a.ID] = true
+		apis, err := e.client.ListAPIs(t.Context())
+		if err != nil || len(apis) != n {
+			t.Fatalf("ListAPIs = %d APIs, %v; want %d", len(apis), err, n)
+		}
+		seen := map[string]bool{}
+		for _, a := range apis {
+			if seen[a.ID] {
+				t.Errorf("API %s listed twice", a.ID)
+			}
+			seen[a.ID] = true
+		}
 	}
 }
 

@@ -153,14 +153,26 @@ func (r *Runner) Task(ctx context.Context, id string) (Detail, error) {
 // plan looks up the API that accepting t would update. fresh makes the
 // crossId lookup ask APIM instead of the client's index.
 func (r *Runner) plan(ctx context.Context, t taskstore.Task, fresh bool) Plan {
+	p, _ := r.planErr(ctx, t, fresh)
+	return p
+}
+
+// planErr is plan, also returning the lookup error behind ActionUnknown.
+// The existing API is read with a GET whichever way it was found (a GET
+// and a listing of the same API may differ, e.g. in deployment state), so
+// that the ETag does not depend on the path.
+func (r *Runner) planErr(ctx context.Context, t taskstore.Task, fresh bool) (Plan, error) {
 	api, how, found, err := r.target(ctx, t.CrossID, fresh)
+	if err == nil && found {
+		api, err = r.apim.GetAPI(ctx, api.ID)
+	}
 	switch {
 	case err != nil:
-		return Plan{Action: ActionUnknown, Detail: "could not look the API up in APIM: " + clip(err.Error(), maxReasonBytes)}
+		return Plan{Action: ActionUnknown, Detail: "could not look the API up in APIM: " + clip(err.Error(), maxReasonBytes)}, err
 	case found:
-		return Plan{Action: ActionUpdate, ExistingAPIID: api.ID, ExistingAPIName: api.Name, MatchedBy: how, ETag: etag(t, api)}
+		return Plan{Action: ActionUpdate, ExistingAPIID: api.ID, ExistingAPIName: api.Name, MatchedBy: how, ETag: etag(t, api)}, nil
 	}
-	return Plan{Action: ActionCreate, ETag: etag(t, apim.API{})}
+	return Plan{Action: ActionCreate, ETag: etag(t, apim.API{})}, nil
 }
 
 // etag is a Plan's ETag: a digest of the task's id and definition and of
@@ -194,8 +206,11 @@ func (r *Runner) checkPrecondition(ctx context.Context, t taskstore.Task, ifMatc
 	if len(ifMatch) == 0 {
 		return nil
 	}
-	p := r.plan(ctx, t, true)
-	if p.Action == ActionUnknown {
+	p, err := r.planErr(ctx, t, true)
+	switch {
+	case errors.Is(err, apim.ErrAmbiguousCrossID):
+		return protocol.Errorf(protocol.CodeConflict, "cannot accept: "+p.Detail+"; give all but one of those APIs another crossId in APIM, then review the task again")
+	case err != nil:
 		return protocol.Errorf(protocol.CodeUnavailable, "cannot check that the target API is unchanged since the review (If-Match): "+p.Detail+"; retry shortly")
 	}
 	if !slices.Contains(ifMatch, p.ETag) {

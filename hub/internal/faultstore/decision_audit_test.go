@@ -2,6 +2,7 @@ package faultstore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,14 @@ func TestDecisionFailClosed(t *testing.T) {
 	if es := accepted(); len(es) != 0 {
 		t.Fatalf("entries within the settle time: %+v, want none", es)
 	}
+	// Refused reports add entries to the promotion's trail meanwhile, more
+	// than a page of them.
+	for i := range 120 {
+		if _, err := trail.Record(ctx, audit.Event{OrgID: "o1", Event: audit.DecisionConflict, Actor: "user:mallory", EnvID: "env-Prod", PromotionID: p.ID,
+			Detail: fmt.Sprintf("conflicting report %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Later, while the trail fails again: still not acknowledged.
 	advance(time.Minute)
 	st.FailOnly(nil, "AppendAudit")
@@ -77,6 +86,18 @@ func TestDecisionFailClosed(t *testing.T) {
 	es := accepted()
 	if len(es) != 1 || es[0].Actor != admin.Name || !strings.Contains(es[0].Detail, "prod-api-1 created") {
 		t.Fatalf("accepted entries: %+v, want exactly one, by the caller, naming prod-api-1", es)
+	}
+	// Another report and the catch-up, later, write nothing more, though
+	// the promotion has more entries than a page before its decision's.
+	advance(time.Hour)
+	if err := report(); err != nil {
+		t.Fatalf("report after the entry: %v", err)
+	}
+	if n, err := promos.CatchUp(ctx, time.Time{}, clock().Add(time.Second)); err != nil || n != 0 {
+		t.Errorf("catch-up wrote %d entries, %v; want none", n, err)
+	}
+	if es := accepted(); len(es) != 1 {
+		t.Fatalf("accepted entries at the end: %d, want 1", len(es))
 	}
 	if b, _, err := trail.Verify(ctx, "o1"); b != nil || err != nil {
 		t.Errorf("audit chain: %+v, %v", b, err)

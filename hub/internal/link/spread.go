@@ -14,9 +14,13 @@ import (
 const DefaultReconnectRate = 50
 
 // The bounds of the reconnect spread the hub advertises. The floor keeps a
-// small fleet's redials apart while a lone agent whose link was cut comes
-// back within 2 s (catalogue row A3 asks ≤ 5 s); the ceiling is the
-// catalogue's 60 s for a whole fleet to return (B3).
+// small fleet's redials apart; the ceiling is the catalogue's 60 s for a
+// whole fleet to return (B3). An agent cannot tell its own link being cut
+// from the hub going away, so a lone agent whose link was cut also waits
+// up to the spread: within 2 s up to 100 agents at the default rate
+// (catalogue row A3 asks ≤ 5 s), up to 10 s at 500, up to 60 s from
+// 3,000. A larger fleet trades that wait for a hub that survives its own
+// restart; raise --reconnect-rate if the hub can take more.
 const (
 	MinReconnectSpread = 2 * time.Second
 	MaxReconnectSpread = 60 * time.Second

@@ -102,15 +102,31 @@ func (s *Service) CatchUp(ctx context.Context, since, until time.Time) (int, err
 }
 
 func (s *Service) catchUpOne(ctx context.Context, p state.Promotion) (int, error) {
-	s.repairMu.Lock()
-	defer s.repairMu.Unlock()
-	entries, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Limit: 100})
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
+	unlock, err := s.lockRepair(ctx, p.ID)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	// One read usually tells; a promotion with more entries than a page
+	// (refusals, conflicting reports) is asked event by event.
+	const page = 100
+	entries, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Limit: page})
 	if err != nil {
 		return 0, err
 	}
 	have := map[string]bool{}
 	for _, e := range entries {
 		have[e.Event] = true
+	}
+	for _, ev := range expectedEvents(p) {
+		if have[ev] || len(entries) < page {
+			continue
+		}
+		if have[ev], err = s.audited(ctx, p, ev); err != nil {
+			return 0, err
+		}
 	}
 	written := 0
 	for _, ev := range expectedEvents(p) {

@@ -87,15 +87,16 @@ type Service struct {
 	wake     chan struct{} // capacity 1: work to do
 	inflight chan struct{} // bounds concurrent deliveries
 
-	mu     sync.Mutex          // guards busy, names, runCtx and runWG
+	mu     sync.Mutex          // guards busy, names, runCtx, runWG and repairing
 	runCtx context.Context     // Run's context while it runs; nil otherwise
 	runWG  *sync.WaitGroup     // Run's goroutines
 	busy   map[string]struct{} // promotion ids being delivered or notified
 	names  map[string]string   // environment id → name
 
-	// repairMu serializes the writers of late audit entries (the catch-up
-	// and ensureDecisionAudited), so that an entry is not written twice.
-	repairMu sync.Mutex
+	// repairing holds the promotions whose late audit entries are being
+	// written (by the catch-up or ensureDecisionAudited), so that an entry
+	// is not written twice; see lockRepair.
+	repairing map[string]chan struct{}
 }
 
 // Options are optional Service settings.
@@ -130,7 +131,7 @@ func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg promet
 	return &Service{
 		store: store, disp: disp, audit: aud, log: log.With("component", "promotion"), m: newMetrics(reg),
 		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, 16),
-		busy: map[string]struct{}{}, names: map[string]string{},
+		busy: map[string]struct{}{}, names: map[string]string{}, repairing: map[string]chan struct{}{},
 	}, nil
 }
 
@@ -623,17 +624,18 @@ const decisionSettle = auditTimeout + 5*time.Second
 // by that first report; the answer is then to report again later, so the
 // entry is never written twice.
 func (s *Service) ensureDecisionAudited(ctx context.Context, p state.Promotion, d protocol.Decision) error {
-	s.repairMu.Lock()
-	defer s.repairMu.Unlock()
+	unlock, err := s.lockRepair(ctx, p.ID)
+	if err != nil {
+		return errDecisionNotAudited
+	}
+	defer unlock()
 	ev, detail := decisionEntry(p, d)
-	entries, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Limit: 100})
+	have, err := s.audited(ctx, p, ev)
 	if err != nil {
 		return fmt.Errorf("read the promotion's audit entries: %w", err)
 	}
-	for _, e := range entries {
-		if e.Event == ev {
-			return nil
-		}
+	if have {
+		return nil
 	}
 	if s.now().Sub(p.UpdatedAt) < decisionSettle {
 		return errDecisionNotAudited
@@ -647,6 +649,39 @@ func (s *Service) ensureDecisionAudited(ctx context.Context, p state.Promotion, 
 	}
 	s.log.Warn("audit entry of a decision written late", "promotion_id", p.ID, "event", ev, "changed_at", p.UpdatedAt)
 	return nil
+}
+
+// audited reports whether p's trail has an entry of event ev.
+func (s *Service) audited(ctx context.Context, p state.Promotion, ev string) (bool, error) {
+	es, err := s.store.ListAudit(ctx, state.AuditFilter{OrgID: p.OrgID, PromotionID: p.ID, Event: ev, Limit: 1})
+	return len(es) > 0, err
+}
+
+// lockRepair waits until no one else writes late audit entries of
+// promotion id, then holds it until unlock is called. It gives up when ctx
+// ends.
+func (s *Service) lockRepair(ctx context.Context, id string) (unlock func(), err error) {
+	for {
+		s.mu.Lock()
+		held, busy := s.repairing[id]
+		if !busy {
+			done := make(chan struct{})
+			s.repairing[id] = done
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.repairing, id)
+				s.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // decided answers a decision for a promotion that is already terminal: the
