@@ -446,6 +446,13 @@ func (s *Service) createAtHub(ctx context.Context, orgID, apiID, sourceEnv, targ
 		return state.Promotion{}, s.deny(ctx, orgID, by, src.ID, "", fmt.Sprintf("promotion of API %s from %s", apiID, src.Name),
 			authz.Forbidden(fmt.Sprintf("needs %s on API %s in %s", authz.Label(session.APIDefUpdate), apiID, src.Name)))
 	}
+	// A full target backlog refuses the request before the source agent
+	// exports what would not be stored (Create checks again).
+	if dst, err := s.store.Environment(ctx, orgID, targetEnv); err == nil && dst.ID != src.ID {
+		if err := s.checkBacklog(ctx, dst); err != nil {
+			return state.Promotion{}, err
+		}
+	}
 	var api protocol.ExportedAPI
 	if err := s.disp.CallEnv(ctx, src.ID, protocol.OpExportAPI, protocol.ExportRequest{APIID: apiID}, &api); err != nil {
 		if protocol.CodeOf(err) == protocol.CodeUnavailable {

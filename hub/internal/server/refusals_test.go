@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,7 +132,9 @@ func TestCreateRefusals(t *testing.T) {
 	// The Dev agent exports API "api-<x>" with crossId <x>; api-secret
 	// has a plaintext Authorization header, the others a reference.
 	const secret = "Basic c2VydmljZTpodW50ZXIy"
+	var exports atomic.Int64
 	export := func(req protocol.ExportRequest) *protocol.Reply {
+		exports.Add(1)
 		auth := "{{secret:backend-auth}}"
 		if req.APIID == "api-secret" {
 			auth = secret
@@ -185,7 +188,11 @@ func TestCreateRefusals(t *testing.T) {
 				t.Fatalf("promotion of %s: %d %s, want 201", a, st, body)
 			}
 		}
+		before := exports.Load()
 		st, hdr, p, body := h.promote("api-users", "k-users")
+		if n := exports.Load() - before; n != 0 {
+			t.Errorf("the refused promotion had the Dev agent export %d times; a full backlog refuses before the export", n)
+		}
 		if st != http.StatusServiceUnavailable || p.Code != string(protocol.CodeBacklogFull) || hdr.Get("Retry-After") == "" ||
 			!strings.Contains(p.Detail, "2 promotions already wait for delivery to Prod, whose agent is not connected") {
 			t.Fatalf("third promotion: %d (Retry-After %q) %s; want 503 environment_backlog_full with Retry-After, saying 2 wait for Prod's agent, not connected",
