@@ -155,15 +155,20 @@ func (a *API) createRoleBinding(c *gin.Context) {
 			where = "API " + b.CrossID + " in " + env.Name
 		}
 	}
-	if err := a.store.CreateRoleBinding(ctx, b); err != nil {
-		if errors.Is(err, state.ErrConflict) {
-			err = protocol.Errorf(protocol.CodeConflict, "the user already has a role on "+where+"; delete that binding first")
-		}
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.RoleBound, Actor: principal(c).Actor(), EnvID: b.EnvID,
+		Detail: fmt.Sprintf("user %s is %s %s on %s (%s)", u.Username, scope, b.Role, where, b.ID)})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleBound, Actor: principal(c).Actor(), EnvID: b.EnvID,
-		Detail: fmt.Sprintf("user %s is %s %s on %s (%s)", u.Username, scope, b.Role, where, b.ID)})
+	err = a.store.CreateRoleBinding(ctx, b)
+	if errors.Is(err, state.ErrConflict) {
+		err = protocol.Errorf(protocol.CodeConflict, "the user already has a role on "+where+"; delete that binding first")
+	}
+	if done(err); err != nil {
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, bindingDTO(b))
 }
 
@@ -200,11 +205,16 @@ func (a *API) listRoleBindings(c *gin.Context) {
 
 func (a *API) deleteRoleBinding(c *gin.Context) {
 	o := orgOf(c)
-	if err := a.store.DeleteRoleBinding(c.Request.Context(), o.ID, c.Param("id")); err != nil {
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.RoleUnbound, Actor: principal(c).Actor(), Detail: "binding " + c.Param("id")})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleUnbound, Actor: principal(c).Actor(), Detail: "binding " + c.Param("id")})
+	if err := a.store.DeleteRoleBinding(c.Request.Context(), o.ID, c.Param("id")); err != nil {
+		done(err)
+		a.fail(c, err)
+		return
+	}
 	c.Status(http.StatusNoContent)
 }
 
@@ -245,12 +255,17 @@ func (a *API) createRole(c *gin.Context) {
 	slices.Sort(perms)
 	o := orgOf(c)
 	r := state.Role{OrgID: o.ID, Scope: scope, Name: req.Name, Permissions: perms, CreatedAt: a.authority.Now().UTC().Truncate(time.Millisecond)}
-	if err := a.store.CreateRole(c.Request.Context(), r); err != nil {
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.RoleCreated, Actor: principal(c).Actor(),
+		Detail: fmt.Sprintf("%s role %s: %s", scope, r.Name, strings.Join(perms, ", "))})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleCreated, Actor: principal(c).Actor(),
-		Detail: fmt.Sprintf("%s role %s: %s", scope, r.Name, strings.Join(perms, ", "))})
+	if err := a.store.CreateRole(c.Request.Context(), r); err != nil {
+		done(err)
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, customDTO(r))
 }
 
@@ -286,10 +301,15 @@ func (a *API) deleteRole(c *gin.Context) {
 		a.problem(c, protocol.CodeConflict, fmt.Sprintf("role %s is bound %d times; delete those bindings first", name, n))
 		return
 	}
-	if err := a.store.DeleteRole(ctx, o.ID, scope, name); err != nil {
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.RoleDeleted, Actor: principal(c).Actor(), Detail: fmt.Sprintf("%s role %s", scope, name)})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.RoleDeleted, Actor: principal(c).Actor(), Detail: fmt.Sprintf("%s role %s", scope, name)})
+	if err := a.store.DeleteRole(ctx, o.ID, scope, name); err != nil {
+		done(err)
+		a.fail(c, err)
+		return
+	}
 	c.Status(http.StatusNoContent)
 }

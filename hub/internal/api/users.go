@@ -142,14 +142,19 @@ func (a *API) createUser(c *gin.Context) {
 		}
 		u.PasswordHash = h
 	}
-	if err := a.store.CreateUser(c.Request.Context(), u); err != nil {
-		if errors.Is(err, state.ErrConflict) {
-			err = protocol.Errorf(protocol.CodeConflict, "username "+u.Username+" is taken in this organization")
-		}
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.UserCreated, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.UserCreated, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	err = a.store.CreateUser(c.Request.Context(), u)
+	if errors.Is(err, state.ErrConflict) {
+		err = protocol.Errorf(protocol.CodeConflict, "username "+u.Username+" is taken in this organization")
+	}
+	if done(err); err != nil {
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, userDTO(u))
 }
 
@@ -205,14 +210,18 @@ func (a *API) updateUser(c *gin.Context) {
 		}
 		changed = append(changed, "password")
 	}
+	done := func(error) {}
+	if len(changed) > 0 {
+		if done, err = a.auditFirst(c, audit.Event{OrgID: u.OrgID, Event: audit.UserUpdated, Actor: principal(c).Actor(),
+			Detail: "user " + u.Username + ": " + strings.Join(changed, ", ")}); err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
 	u, err = a.store.UpdateUser(c.Request.Context(), u.OrgID, u.ID, up)
-	if err != nil {
+	if done(err); err != nil {
 		a.fail(c, err)
 		return
-	}
-	if len(changed) > 0 {
-		a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.UserUpdated, Actor: principal(c).Actor(),
-			Detail: "user " + u.Username + ": " + strings.Join(changed, ", ")})
 	}
 	c.JSON(http.StatusOK, userDTO(u))
 }
@@ -223,11 +232,16 @@ func (a *API) deleteUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if err := a.store.DeleteUser(c.Request.Context(), u.OrgID, u.ID); err != nil {
+	done, err := a.auditFirst(c, audit.Event{OrgID: u.OrgID, Event: audit.UserDeleted, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.UserDeleted, Actor: principal(c).Actor(), Detail: "user " + u.Username + " (" + u.ID + ")"})
+	if err := a.store.DeleteUser(c.Request.Context(), u.OrgID, u.ID); err != nil {
+		done(err)
+		a.fail(c, err)
+		return
+	}
 	c.Status(http.StatusNoContent)
 }
 
@@ -265,12 +279,17 @@ func (a *API) createToken(c *gin.Context) {
 	if ttl > 0 {
 		t.ExpiresAt = now.Add(ttl)
 	}
-	if err := a.store.CreateAPIToken(c.Request.Context(), t); err != nil {
+	done, err := a.auditFirst(c, audit.Event{OrgID: u.OrgID, Event: audit.TokenCreated, Actor: principal(c).Actor(),
+		Detail: fmt.Sprintf("token %s (%s) for user %s", t.Name, t.ID, u.Username)})
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: u.OrgID, Event: audit.TokenCreated, Actor: principal(c).Actor(),
-		Detail: fmt.Sprintf("token %s (%s) for user %s", t.Name, t.ID, u.Username)})
+	if err := a.store.CreateAPIToken(c.Request.Context(), t); err != nil {
+		done(err)
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, CreatedTokenDTO{TokenDTO: tokenDTO(t), Token: string(secret)})
 }
 
@@ -299,11 +318,15 @@ func (a *API) listTokens(c *gin.Context) {
 
 func (a *API) revokeToken(c *gin.Context) {
 	o := orgOf(c)
-	t, err := a.store.RevokeAPIToken(c.Request.Context(), o.ID, c.Param("id"), a.authority.Now().UTC())
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.TokenRevoked, Actor: principal(c).Actor(), Detail: "token " + c.Param("id")})
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.record(c, audit.Event{OrgID: o.ID, Event: audit.TokenRevoked, Actor: principal(c).Actor(), Detail: fmt.Sprintf("token %s (%s)", t.Name, t.ID)})
+	t, err := a.store.RevokeAPIToken(c.Request.Context(), o.ID, c.Param("id"), a.authority.Now().UTC())
+	if done(err); err != nil {
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusOK, tokenDTO(t))
 }

@@ -41,6 +41,11 @@ const (
 	RoleDeleted  = "ROLE_DELETED"
 	TokenCreated = "TOKEN_CREATED"
 	TokenRevoked = "TOKEN_REVOKED"
+
+	// ActionNotDone follows an entry written before its action (fail
+	// closed, row E3) when the action then failed: the trail never claims
+	// what did not happen.
+	ActionNotDone = "ACTION_NOT_DONE"
 )
 
 // Store is the part of the hub store the trail uses.

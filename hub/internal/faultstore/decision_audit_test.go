@@ -103,3 +103,30 @@ func TestDecisionFailClosed(t *testing.T) {
 		t.Errorf("audit chain: %+v, %v", b, err)
 	}
 }
+
+// TestCancelFailClosed is E3 for a cancel: while the trail cannot be
+// written the promotion stays as it is and the caller hears unavailable
+// (503); with the trail back it is cancelled, with one entry.
+func TestCancelFailClosed(t *testing.T) {
+	ctx := context.Background()
+	st, promos, trail := newWorkflow(t)
+	p, err := promos.CreateAtHub(ctx, "o1", "api-1", "Dev", "Prod", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.FailOnly(nil, "AppendAudit")
+	if _, err := promos.Cancel(ctx, "o1", p.ID, admin); protocol.CodeOf(err) != protocol.CodeUnavailable {
+		t.Fatalf("cancel while the trail fails: %v, want unavailable", err)
+	}
+	st.Recover()
+	if got, err := st.Promotion(ctx, p.ID); err != nil || got.Status != protocol.PromotionCreated {
+		t.Fatalf("promotion after the refused cancel: %s, %v; want CREATED", got.Status, err)
+	}
+	if _, err := promos.Cancel(ctx, "o1", p.ID, admin); err != nil {
+		t.Fatalf("cancel with the trail back: %v", err)
+	}
+	es, err := trail.List(ctx, state.AuditFilter{OrgID: "o1", PromotionID: p.ID, Event: audit.PromotionCancelled})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("cancel entries: %d, %v; want 1", len(es), err)
+	}
+}

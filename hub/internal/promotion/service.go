@@ -513,16 +513,26 @@ func (s *Service) Cancel(ctx context.Context, orgID, id string, by Caller) (stat
 	if p.Status.Terminal() {
 		return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion is already "+string(p.Status)+"; only undecided promotions can be cancelled")
 	}
-	p, err = s.store.UpdatePromotion(ctx, id, state.PromotionUpdate{From: undecided, To: protocol.PromotionCancelled, Reason: "cancelled by " + actor, At: s.now().UTC()})
-	if errors.Is(err, state.ErrConflict) {
-		return state.Promotion{}, protocol.Errorf(protocol.CodeConflict, "promotion was decided meanwhile; it can no longer be cancelled")
+	// Fail closed (row E3): audited first; a cancel that then fails is
+	// followed by an entry saying so.
+	ev := audit.Event{OrgID: orgID, Event: audit.PromotionCancelled, Actor: actor, EnvID: p.SourceEnvID, PromotionID: id,
+		Detail: fmt.Sprintf("%s cancelled before a decision", p.APIName)}
+	if _, err := s.audit.Record(ctx, ev); err != nil {
+		s.log.Error("audit entry could not be written; the promotion was not cancelled", "promotion_id", id, "actor", actor, "err", err)
+		return state.Promotion{}, protocol.Errorf(protocol.CodeUnavailable, "the audit trail cannot be written, so the promotion was not cancelled; retry shortly")
 	}
+	p, err = s.store.UpdatePromotion(ctx, id, state.PromotionUpdate{From: undecided, To: protocol.PromotionCancelled, Reason: "cancelled by " + actor, At: s.now().UTC()})
 	if err != nil {
+		why := "the store failed (if it applied the change anyway, the promotion shows it)"
+		if errors.Is(err, state.ErrConflict) {
+			why = "it was decided meanwhile"
+			err = protocol.Errorf(protocol.CodeConflict, "promotion was decided meanwhile; it can no longer be cancelled")
+		}
+		s.record(ctx, audit.Event{OrgID: orgID, Event: audit.ActionNotDone, Actor: actor, EnvID: ev.EnvID, PromotionID: id,
+			Detail: audit.PromotionCancelled + " (" + ev.Detail + ") was not done: " + why})
 		return state.Promotion{}, err
 	}
 	s.m.transitions.WithLabelValues(string(protocol.PromotionCancelled)).Inc()
-	s.record(ctx, audit.Event{OrgID: orgID, Event: audit.PromotionCancelled, Actor: actor, EnvID: p.SourceEnvID, PromotionID: id,
-		Detail: fmt.Sprintf("%s cancelled before a decision", p.APIName)})
 	// Best effort now; an agent that misses this drops the task when it
 	// reconciles on its next connection.
 	if err := s.disp.CallEnv(ctx, p.TargetEnvID, protocol.OpCancelPromotion, protocol.CancelRequest{PromotionID: id}, nil); err != nil {
