@@ -109,4 +109,27 @@ func TestHubConsole(t *testing.T) {
 	if st, _ := testbed.DoJSON(t, "GET", w.hub.url+"/api/v1/orgs/"+orgName+"/promotions", secret, nil, nil); st != http.StatusUnauthorized {
 		t.Errorf("the revoked token still works at the hub: %d", st)
 	}
+
+	// An installation revoked from the console: its row goes, its agent
+	// is disconnected and stops, and the trail says who did it.
+	hc.do("open Installations again", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))
+	hc.waitJS("two installations with a Revoke button", `document.querySelectorAll('#installations tr[data-installation-id] button.revoke').length === 2`, 20*time.Second)
+	prodID := hc.evalString("Prod's installation", `[...document.querySelectorAll('#installations tr[data-installation-id]')].find(r => r.children[1].innerText.includes("Prod")).dataset.installationId`)
+	_, _ = hc.eval(`window.confirm = () => true`)
+	hc.do("revoke Prod's installation", chromedp.Click(css(`#installations tr[data-installation-id="`+prodID+`"] button.revoke`)))
+	hc.waitText("#inst-msg", "revoked")
+	hc.waitJS("Prod's installation gone", `!document.querySelector('#installations tr[data-installation-id="`+prodID+`"]') && document.querySelectorAll('#installations tr[data-installation-id]').length === 1`, 20*time.Second)
+	hc.shot("installation-revoked")
+	select {
+	case <-w.prodAgnt.Done():
+	case <-time.After(20 * time.Second):
+		t.Error("Prod's agent still runs 20 s after its installation was revoked")
+	}
+	var trail struct {
+		Items []struct{ Event, Actor, Detail string }
+	}
+	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/audit?event=INSTALLATION_REVOKED", nil, &trail)
+	if len(trail.Items) != 1 || !strings.Contains(trail.Items[0].Detail, prodID) || !strings.Contains(trail.Items[0].Actor, orgAdmin) {
+		t.Errorf("audit of the revocation: %+v, want one INSTALLATION_REVOKED of %s by %s", trail.Items, prodID, orgAdmin)
+	}
 }

@@ -261,13 +261,29 @@
       const box = $("#installations");
       box.setAttribute("aria-busy", "false");
       if (status !== 200) { say("#inst-msg", "error", describe(problemOf(status, body), "The installations could not be read")); return; }
-      say("#inst-msg", "", "");
-      clear(box).append(table(["Installation", "Environments", "Status", "Agent version", "Last seen", "Linked"], (body.items || []).map(i => ({
+      if ($("#inst-msg").classList.contains("msg-error")) say("#inst-msg", "", ""); // read again: the error is over
+      clear(box).append(table(["Installation", "Environments", "Status", "Agent version", "Last seen", "Linked", ""], (body.items || []).map(i => ({
         attrs: {"data-installation-id": i.id, "data-status": i.status},
         cells: [el("div", {}, el("strong", {}, i.hostname || "(no hostname)"), el("div", {class: "mono small muted"}, i.id)),
           (i.environments || []).map(e => e.name || e.id).join(", ") || "—", presence(i.status), i.agentVersion || "—",
-          when(i.lastSeen), when(i.createdAt)]})), {caption: "Installations", empty: "No installation is linked yet. Create a link token on the Environments page."}));
+          when(i.lastSeen), when(i.createdAt),
+          el("button", {type: "button", class: "danger revoke", onclick: (ev) => revoke(i, ev.target)}, "Revoke")]})),
+        {caption: "Installations", empty: "No installation is linked yet. Create a link token on the Environments page."}));
     });
+    async function revoke(i, btn) {
+      const name = i.hostname || i.id;
+      const envs = (i.environments || []).map(e => e.name || e.id).join(", ") || "its environments";
+      if (!confirm("Revoke the installation " + name + "? Its credential is deleted and its agent disconnected and stopped; " +
+        envs + " get no promotions until an agent is linked again with a new link token.")) return;
+      btn.disabled = true;
+      try {
+        await api(orgPath("/installations/" + encodeURIComponent(i.id)), {method: "DELETE"});
+        say("#inst-msg", "ok", "Installation " + name + " revoked: its agent was disconnected. To link " + envs + " again, create a link token on the Environments page.");
+      } catch (e) {
+        btn.disabled = false;
+        say("#inst-msg", "error", describe(e, "The installation was not revoked"));
+      }
+    }
   }
 
   // ---- promotions ----
