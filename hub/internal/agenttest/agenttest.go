@@ -2,6 +2,7 @@ package agenttest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Agent struct {
 	// right after connecting, so that a NoRead agent's buffers fill after a
 	// few KiB instead of the many MiB loopback autotuning allows.
 	RecvBuffer int
+	// TLS configures a wss dial: the roots to check the hub's certificate
+	// against and the client certificate to present. Nil trusts the system
+	// roots and presents none.
+	TLS *tls.Config
 }
 
 // HandshakeError is returned by Dial when the hub refuses the upgrade.
@@ -104,7 +109,7 @@ func (a *Agent) Dial(ctx context.Context, hubURL string) (*Conn, error) {
 	if a.Credential != "" {
 		h.Set("Authorization", "Bearer "+a.Credential)
 	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: a.Subprotocols}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: a.Subprotocols, TLSClientConfig: a.TLS}
 	if d.Subprotocols == nil {
 		d.Subprotocols = []string{protocol.Subprotocol}
 	}

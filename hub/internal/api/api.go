@@ -61,7 +61,7 @@ var _ Authority = (*authz.Authority)(nil)
 // Fleet is the installation inventory.
 type Fleet interface {
 	IssueLinkToken(ctx context.Context, env state.Environment, ttl time.Duration) (fleet.IssuedLinkToken, error)
-	Enroll(ctx context.Context, linkToken, agentVersion, hostname string) (fleet.Enrolled, error)
+	Enroll(ctx context.Context, linkToken, agentVersion, hostname, clientKeyHash string) (fleet.Enrolled, error)
 	List(ctx context.Context, orgID string) ([]fleet.Installation, error)
 	Revoke(ctx context.Context, orgID, id string) (state.Installation, error)
 }

@@ -59,6 +59,11 @@ type InstallationDTO struct {
 	AgentVersion string           `json:"agentVersion"`
 	Hostname     string           `json:"hostname,omitempty"`
 	CreatedAt    time.Time        `json:"createdAt"`
+	// ClientCertBound is true when the installation enrolled with a client
+	// certificate (mTLS): its links must present a certificate with the key
+	// whose SubjectPublicKeyInfo SHA-256 (hex) is ClientKeySHA256.
+	ClientCertBound bool   `json:"clientCertBound"`
+	ClientKeySHA256 string `json:"clientKeySha256,omitempty"`
 }
 
 // EnvironmentRef names an environment.
@@ -207,7 +212,8 @@ func (a *API) revokeInstallation(c *gin.Context) {
 	}
 	a.record(c, audit.Event{OrgID: o.ID, Event: audit.InstallationRevoked, Actor: principal(c).Actor(),
 		Detail: "installation " + i.ID + " (host " + i.Hostname + ") revoked; its agent must be linked again"})
-	c.JSON(http.StatusOK, InstallationDTO{ID: i.ID, Status: "revoked", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt})
+	c.JSON(http.StatusOK, InstallationDTO{ID: i.ID, Status: "revoked", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt,
+		ClientCertBound: i.ClientKeyHash != "", ClientKeySHA256: i.ClientKeyHash})
 }
 
 func (a *API) listInstallations(c *gin.Context) {
@@ -228,7 +234,8 @@ func (a *API) listInstallations(c *gin.Context) {
 	}
 	out := List[InstallationDTO]{Items: []InstallationDTO{}}
 	for _, i := range insts {
-		d := InstallationDTO{ID: i.ID, Status: "offline", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt}
+		d := InstallationDTO{ID: i.ID, Status: "offline", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt,
+			ClientCertBound: i.ClientKeyHash != "", ClientKeySHA256: i.ClientKeyHash}
 		if i.Online {
 			d.Status = "online"
 		}
@@ -259,7 +266,11 @@ func (a *API) enroll(c *gin.Context) {
 		a.problem(c, protocol.CodeInvalid, "agentVersion is required (at most 64 bytes); hostname at most 255 bytes")
 		return
 	}
-	e, err := a.fleet.Enroll(c.Request.Context(), tok, req.AgentVersion, req.Hostname)
+	// With the hub's --client-ca, requireClientCert has seen a verified
+	// client certificate: the installation is bound to its key, and links
+	// presenting another are refused. Without one this is "", no binding.
+	key := auth.ClientKeyHash(c.Request.TLS)
+	e, err := a.fleet.Enroll(c.Request.Context(), tok, req.AgentVersion, req.Hostname, key)
 	var used *fleet.LinkTokenUsedError
 	if errors.As(err, &used) {
 		// A copy of a spent token is in someone's hands: tell the org.

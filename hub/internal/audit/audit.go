@@ -46,7 +46,21 @@ const (
 	// closed, row E3) when the action then failed: the trail never claims
 	// what did not happen.
 	ActionNotDone = "ACTION_NOT_DONE"
+
+	// LinkClientCertMismatch is a link refused before the upgrade: the
+	// installation credential came with a client certificate key other than
+	// the one the installation enrolled with, or with none.
+	LinkClientCertMismatch = "LINK_CLIENT_CERTIFICATE_MISMATCH"
 )
+
+// Events lists every event name above, in that order (the consoles' audit
+// filter offers them). A new event is added here too.
+var Events = []string{
+	PromotionCreated, PromotionDelivered, PromotionAccepted, PromotionRejected, PromotionFailed, PromotionCancelled,
+	AccessDenied, DecisionConflict, PromotionRefused, LinkTokenReused, InstallationRevoked,
+	UserCreated, UserUpdated, UserDeleted, RoleBound, RoleUnbound, RoleCreated, RoleDeleted, TokenCreated, TokenRevoked,
+	ActionNotDone, LinkClientCertMismatch,
+}
 
 // Store is the part of the hub store the trail uses.
 type Store interface {

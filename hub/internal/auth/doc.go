@@ -7,5 +7,11 @@
 // Only the SHA-256 of a secret is ever stored (secrets are random, so a fast
 // hash is enough); passwords, which are not, are stored as argon2id hashes
 // in the PHC string format, parameters and salt included, and compared in
-// constant time. The package has no state and is safe for concurrent use.
+// constant time.
+//
+// KeyHash and ClientKeyHash name the key of an agent's verified client
+// certificate (not a secret), to which an installation enrolled over mTLS is
+// bound.
+//
+// The package has no state and is safe for concurrent use.
 package auth

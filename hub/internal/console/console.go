@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry.dev/hub/internal/audit"
 	"ferry.dev/shared/webconsole"
 )
 
@@ -111,13 +112,15 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 type pageData struct {
 	Page, Title string
 	ID          string
+	// Events are the audit event names, for the audit page's filter.
+	Events []string
 }
 
 func (h *Handler) page(name, title string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if err := h.pages[name].Execute(w, pageData{Page: name, Title: title, ID: r.PathValue("id")}); err != nil {
+		if err := h.pages[name].Execute(w, pageData{Page: name, Title: title, ID: r.PathValue("id"), Events: audit.Events}); err != nil {
 			h.log.Error("render page", "page", name, "err", err)
 		}
 	}

@@ -112,8 +112,11 @@ type Enrolled struct {
 }
 
 // Enroll consumes a link token and creates an installation serving the
-// token's environment. A token works once.
-func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname string) (Enrolled, error) {
+// token's environment. A token works once. clientKeyHash, when not empty,
+// is the auth.ClientKeyHash of the client certificate the enrolling agent
+// presented: the installation is bound to that key, and its links must
+// present it.
+func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname, clientKeyHash string) (Enrolled, error) {
 	if err := auth.Check(auth.KindLinkToken, linkToken); err != nil {
 		f.m.enrollments.WithLabelValues("malformed").Inc()
 		return Enrolled{}, protocol.Errorf(protocol.CodeUnauthorized, "not a Ferry link token; copy it again from the hub")
@@ -137,13 +140,13 @@ func (f *Fleet) Enroll(ctx context.Context, linkToken, agentVersion, hostname st
 	}
 	inst := state.Installation{
 		ID: ids.New("ins"), OrgID: t.OrgID, EnvIDs: []string{t.EnvID}, CredentialHash: auth.Hash(string(cred)),
-		AgentVersion: agentVersion, Hostname: hostname, CreatedAt: now,
+		AgentVersion: agentVersion, Hostname: hostname, CreatedAt: now, ClientKeyHash: clientKeyHash,
 	}
 	if err := f.store.CreateInstallation(ctx, inst); err != nil {
 		return Enrolled{}, fmt.Errorf("create installation: %w", err)
 	}
 	f.m.enrollments.WithLabelValues("ok").Inc()
-	f.log.Info("agent linked", "agent_id", inst.ID, "org_id", inst.OrgID, "env_id", t.EnvID)
+	f.log.Info("agent linked", "agent_id", inst.ID, "org_id", inst.OrgID, "env_id", t.EnvID, "client_key_bound", clientKeyHash != "")
 	return Enrolled{Installation: inst, Credential: cred}, nil
 }
 

@@ -26,6 +26,10 @@ type Peer struct {
 	InstallationID string
 	OrgID          string
 	EnvIDs         []string
+	// ClientKeyHash is the auth.ClientKeyHash of the client certificate the
+	// installation enrolled with: the upgrade request must present a
+	// verified certificate with that key. Empty binds nothing.
+	ClientKeyHash string
 }
 
 // Serves reports whether the peer serves environment envID.

@@ -4,7 +4,11 @@
 // upgrade it refuses any query string (401: credentials travel only in the
 // Authorization header), browser Origins (403), WebSocket versions other
 // than 13 (426) and upgrades that do not offer the protocol.Subprotocol
-// subprotocol (400); then it authenticates the installation credential.
+// subprotocol (400); then it authenticates the installation credential. An
+// installation that enrolled with a client certificate (mTLS) is bound to its
+// key: an upgrade that presents no verified certificate with that key is
+// refused with 403 client_certificate_mismatch and reported to the
+// OnSecurityEvent hook, before any 101.
 // Compression is never negotiated. The hello must be the first frame and
 // speak a protocol version in [protocol.MinVersion, protocol.Version]
 // (otherwise an unsupported_version error frame, then 1008). The connection

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"ferry.dev/hub/internal/auth"
 	"ferry.dev/shared/protocol"
 )
 
@@ -228,6 +230,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, http.StatusServiceUnavailable, "unavailable", "the hub cannot check credentials right now; retry shortly")
 		return
 	}
+	if presented := auth.ClientKeyHash(r.TLS); peer.ClientKeyHash != "" && presented != peer.ClientKeyHash {
+		e.refuseClientKey(w, r, peer, presented)
+		return
+	}
 	ws, err := e.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		e.m.handshakeFailures.WithLabelValues("upgrade").Inc()
@@ -263,6 +269,45 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serve(c)
 	}()
 }
+
+// refuseClientKey refuses, before the upgrade, the link of an installation
+// bound to a client certificate key that presented another key (presented)
+// or none (presented ""): a copied credential used with some other agent's
+// certificate, or without one. It reports the refusal as a security event
+// and answers only once the hook has returned, so the refusal is audited
+// before the agent hears of it.
+//
+// An installation bound at enrollment stays bound when the hub later runs
+// without --client-ca: the handshake then asks for no certificate, so its
+// links are refused until the hub verifies client certificates again or the
+// agent is linked anew, without one.
+func (e *Endpoint) refuseClientKey(w http.ResponseWriter, r *http.Request, p Peer, presented string) {
+	msg := "this installation enrolled with another client certificate key; present it, or re-enroll"
+	detail := "the link presented no client certificate"
+	if presented == "" {
+		msg = "this installation enrolled with a client certificate and the link presented none; present it, or re-enroll"
+	} else {
+		leaf := r.TLS.VerifiedChains[0][0]
+		detail = fmt.Sprintf("the link presented the client certificate %q with key sha256 %s", leaf.Subject.String(), presented)
+	}
+	detail = fmt.Sprintf("link of installation %s refused before the upgrade: it enrolled with the client certificate key sha256 %s, and %s",
+		p.InstallationID, p.ClientKeyHash, detail)
+	remote := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	e.log.Warn("refused link: client certificate key is not the installation's", "security", true, "agent_id", p.InstallationID,
+		"remote", remote, "presented_key", presented)
+	if f := e.onSecurity; f != nil {
+		f(e.baseCtx, SecurityEvent{Peer: p, Kind: KindClientCertificate, Detail: detail, Remote: remote})
+	}
+	e.refuse(w, http.StatusForbidden, CodeClientCertificateMismatch, msg)
+}
+
+// CodeClientCertificateMismatch is the problem code, and the handshake
+// failure reason, of a link whose client certificate key is not the one its
+// installation enrolled with.
+const CodeClientCertificateMismatch = "client_certificate_mismatch"
 
 // hello reads the first frame, which must be a hello, and answers it.
 func (e *Endpoint) hello(c *Conn) bool {

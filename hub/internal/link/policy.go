@@ -43,21 +43,31 @@ const (
 	KindRefused      = "refused"       // a handler's refusal marked with Violation (the handler audits it)
 	KindFlood        = "flood"         // above the message rate; the link is closed
 	KindBadMessages  = "bad_messages"  // too many bad messages; the link is closed
+	// KindClientCertificate is a link refused before the upgrade (403
+	// client_certificate_mismatch): its installation is bound to a client
+	// certificate key, and the request presented another or none.
+	KindClientCertificate = "client_certificate"
 )
 
 // SecurityEvent is an agent's misbehaviour on its link, for the audit trail.
 type SecurityEvent struct {
 	Peer   Peer
-	ConnID string
+	ConnID string // empty for a refusal before the upgrade
 	Kind   string // one of the Kind constants
 	Detail string // what happened, for humans; never carries a credential
 	Closed bool   // the event closed the link
+	// Remote is the IP address the request came from, for a refusal before
+	// the upgrade (KindClientCertificate); empty otherwise.
+	Remote string
 }
 
-// OnSecurityEvent registers f, called for every violation and for every link
-// closed by the rate policies. It runs synchronously on the connection's
-// goroutine (at most MaxViolations+1 times per connection), so it may write
-// to the audit trail but should not take long. Register before serving.
+// OnSecurityEvent registers f, called for every violation, for every link
+// closed by the rate policies, and for every upgrade refused because its
+// client certificate key is not the installation's. It runs synchronously
+// on the connection's goroutine (at most MaxViolations+1 times per
+// connection), or on the request's before the refusal is answered, so it
+// may write to the audit trail but should not take long. Register before
+// serving.
 func (e *Endpoint) OnSecurityEvent(f func(ctx context.Context, ev SecurityEvent)) {
 	e.onSecurity = f
 }

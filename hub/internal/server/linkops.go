@@ -48,17 +48,34 @@ func (o *linkOps) register(ep *link.Endpoint) {
 // access: a message only the hub sends, a command id replayed, a reply to a
 // command never sent, a message flood or too many bad messages. Refusals of
 // the operations above (link.KindRefused) were audited where they happened.
+//
+// A link refused for its client certificate (link.KindClientCertificate)
+// is audited as LINK_CLIENT_CERTIFICATE_MISMATCH in the organization whose
+// credential was presented, with the address it came from as the actor: who
+// holds the credential is exactly what is in doubt.
 func (o *linkOps) securityEvent(ctx context.Context, ev link.SecurityEvent) {
 	if ev.Kind == link.KindRefused {
+		return
+	}
+	// The link's reader, or the refused request, waits for this write;
+	// bound it.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if ev.Kind == link.KindClientCertificate {
+		env := ""
+		if len(ev.Peer.EnvIDs) > 0 {
+			env = ev.Peer.EnvIDs[0]
+		}
+		actor := "peer:" + ev.Remote
+		if _, err := o.audit.Record(ctx, audit.Event{OrgID: ev.Peer.OrgID, Event: audit.LinkClientCertMismatch, Actor: actor, EnvID: env, Detail: ev.Detail}); err != nil {
+			o.log.Error("audit entry could not be written", "actor", actor, "detail", ev.Detail, "err", err)
+		}
 		return
 	}
 	detail := "link " + ev.Kind + " violation: " + ev.Detail
 	if ev.Closed {
 		detail += "; link closed with 1008"
 	}
-	// The link's reader waits for this write; bound it.
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	o.denied(ctx, ev.Peer, "", detail)
 }
 

@@ -255,7 +255,10 @@ func (s *Server) anchorer(ctx context.Context) (*audit.Anchorer, error) {
 // one if given (VerifyClientCertIfGiven), and the API requires a verified
 // one on the agents' enroll and link routes only: the one listener also
 // serves the console and the REST API to browsers and scripts, which have
-// no client certificate and must not be asked to choose one.
+// no client certificate and must not be asked to choose one. An agent that
+// enrolls with a certificate binds its installation to the certificate's key
+// (the link endpoint refuses that installation's links with another key or
+// none, with or without a client CA).
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	if s.cfg.TLSCert == "" {
 		return nil, nil

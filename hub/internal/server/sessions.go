@@ -27,7 +27,7 @@ func (s *sessions) AuthenticateAgent(ctx context.Context, cred string) (link.Pee
 	if err != nil {
 		return link.Peer{}, err
 	}
-	return link.Peer{InstallationID: inst.ID, OrgID: inst.OrgID, EnvIDs: inst.EnvIDs}, nil
+	return link.Peer{InstallationID: inst.ID, OrgID: inst.OrgID, EnvIDs: inst.EnvIDs, ClientKeyHash: inst.ClientKeyHash}, nil
 }
 
 func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*protocol.HelloReply, error) {

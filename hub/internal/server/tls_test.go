@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,23 @@ type testPKI struct {
 	serverCert, serverKey string
 	client                tls.Certificate
 	strangerCA            *x509.CertPool // another CA, which signed nothing here
+	ca                    *x509.Certificate
+	caKey                 *ecdsa.PrivateKey
+}
+
+// clientCert issues a client certificate for key, signed by the CA.
+func (p *testPKI) clientCert(t *testing.T, serial int64, cn string, key *ecdsa.PrivateKey) tls.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func newTestPKI(t *testing.T) *testPKI {
@@ -78,7 +96,7 @@ func newTestPKI(t *testing.T) *testPKI {
 		}
 		return der, k
 	}
-	p := &testPKI{caPool: x509.NewCertPool(), strangerCA: x509.NewCertPool()}
+	p := &testPKI{caPool: x509.NewCertPool(), strangerCA: x509.NewCertPool(), ca: ca, caKey: caKey}
 	p.caPool.AddCert(ca)
 	p.caFile = write("ca.pem", "CERTIFICATE", caDER)
 	sDER, sKey := issue(2, "hub", x509.ExtKeyUsageServerAuth)
@@ -96,12 +114,23 @@ func newTestPKI(t *testing.T) *testPKI {
 	return p
 }
 
+// tlsAdminToken is the platform admin's token of the TLS hubs.
+const tlsAdminToken = "tls-test-admin-token-0123456789"
+
 // startTLSHub runs the real hub (SQLite store) over TLS on a free port.
 func startTLSHub(t *testing.T, pki *testPKI, clientCA bool) string {
 	t.Helper()
+	s, _ := startTLSHubIn(t, pki, clientCA, t.TempDir())
+	return "https://" + s.Addr()
+}
+
+// startTLSHubIn runs the real hub over TLS with its store in dir. stop shuts
+// it down (to start another hub on dir); the test's cleanup calls it too.
+func startTLSHubIn(t *testing.T, pki *testPKI, clientCA bool, dir string) (s *Server, stop func()) {
+	t.Helper()
 	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.AdminToken = "tls-test-admin-token-0123456789"
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+	cfg.AdminToken = tlsAdminToken
 	cfg.TLSCert, cfg.TLSKey = pki.serverCert, pki.serverKey
 	if clientCA {
 		cfg.ClientCA = pki.caFile
@@ -113,12 +142,13 @@ func startTLSHub(t *testing.T, pki *testPKI, clientCA bool) string {
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
 	})
-	return "https://" + s.Addr()
+	t.Cleanup(stop)
+	return s, stop
 }
 
 func tlsClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {

@@ -56,6 +56,11 @@ type Installation struct {
 	Online         bool      // as last written (enroll, a changed hello, disconnect); live status is the hub link registry's
 	LastSeen       time.Time // zero when never connected
 	CreatedAt      time.Time
+	// ClientKeyHash is the hex SHA-256 of the DER SubjectPublicKeyInfo of
+	// the client certificate the agent enrolled with (mTLS): its links must
+	// present a verified certificate with that key. Empty when it enrolled
+	// without a client certificate, which binds nothing.
+	ClientKeyHash string
 }
 
 // APIToken is a REST bearer token: the platform admin's (OrgID and UserID

@@ -75,13 +75,17 @@ type installationDoc struct {
 	Online         bool      `bson:"online"`
 	LastSeen       time.Time `bson:"last_seen,omitempty"`
 	CreatedAt      time.Time `bson:"created_at,omitempty"`
+	// ClientKeyHash is absent from documents of installations enrolled
+	// without a client certificate, and from those written before it
+	// existed: both read back as "", which binds nothing.
+	ClientKeyHash string `bson:"client_key_hash,omitempty"`
 }
 
 func (d installationDoc) installation() state.Installation {
 	return normInstallation(state.Installation{
 		ID: d.ID, OrgID: d.OrgID, EnvIDs: d.EnvIDs, CredentialHash: d.CredentialHash,
 		AgentVersion: d.AgentVersion, Hostname: d.Hostname, Online: d.Online,
-		LastSeen: d.LastSeen, CreatedAt: d.CreatedAt,
+		LastSeen: d.LastSeen, CreatedAt: d.CreatedAt, ClientKeyHash: d.ClientKeyHash,
 	})
 }
 
@@ -227,7 +231,7 @@ func (s *Mongo) CreateInstallation(ctx context.Context, i state.Installation) er
 	_, err := s.installations.InsertOne(ctx, installationDoc{
 		ID: i.ID, OrgID: i.OrgID, EnvIDs: i.EnvIDs, CredentialHash: i.CredentialHash,
 		AgentVersion: i.AgentVersion, Hostname: i.Hostname, Online: i.Online,
-		LastSeen: i.LastSeen, CreatedAt: i.CreatedAt,
+		LastSeen: i.LastSeen, CreatedAt: i.CreatedAt, ClientKeyHash: i.ClientKeyHash,
 	})
 	return s.err("create installation", err)
 }

@@ -231,6 +231,11 @@ CREATE TABLE audit_anchors (
 	PRIMARY KEY (org_id, seq)
 ) STRICT;
 `,
+	// 4: the client certificate key an installation enrolled with (empty:
+	// enrolled without one).
+	`
+ALTER TABLE installations ADD COLUMN client_key_hash TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

@@ -169,13 +169,13 @@ func linkTokenUnusable(t state.LinkToken, now time.Time) error {
 
 // Installations.
 
-const installationColumns = `id, org_id, env_ids, credential_hash, agent_version, hostname, online, last_seen, created_at`
+const installationColumns = `id, org_id, env_ids, credential_hash, agent_version, hostname, online, last_seen, created_at, client_key_hash`
 
 func scanInstallation(r rowScanner) (state.Installation, error) {
 	var i state.Installation
 	var envIDs string
 	var lastSeen, created sql.NullInt64
-	err := r.Scan(&i.ID, &i.OrgID, &envIDs, &i.CredentialHash, &i.AgentVersion, &i.Hostname, &i.Online, &lastSeen, &created)
+	err := r.Scan(&i.ID, &i.OrgID, &envIDs, &i.CredentialHash, &i.AgentVersion, &i.Hostname, &i.Online, &lastSeen, &created, &i.ClientKeyHash)
 	if err != nil {
 		return i, err
 	}
@@ -201,9 +201,9 @@ func (s *SQLite) CreateInstallation(ctx context.Context, i state.Installation) e
 	if err != nil {
 		return fmt.Errorf("create installation: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO installations (`+installationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.w.ExecContext(ctx, `INSERT INTO installations (`+installationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		i.ID, i.OrgID, string(envJSON), i.CredentialHash, i.AgentVersion, i.Hostname, sqlBool(i.Online),
-		sqlTime(i.LastSeen), sqlTime(i.CreatedAt))
+		sqlTime(i.LastSeen), sqlTime(i.CreatedAt), i.ClientKeyHash)
 	return s.err("create installation", err)
 }
 

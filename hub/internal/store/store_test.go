@@ -133,6 +133,8 @@ func TestSQLiteUpgrade(t *testing.T) {
 		`INSERT INTO promotions (id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
 			requester, status, delivered, notified, target_api_id, reason)
 		 VALUES ('p1', 'o1', 'e1', 'e2', 'a', 'c', 'n', 'v', 'alice', 'CREATED', 0, 0, '', '')`,
+		`INSERT INTO installations (id, org_id, env_ids, credential_hash, agent_version, hostname, online, created_at)
+		 VALUES ('i1', 'o1', '["e1"]', 'c1', '1.0.0', 'apim-1', 0, 1000)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -152,5 +154,11 @@ func TestSQLiteUpgrade(t *testing.T) {
 	p, err := s.Promotion(ctx, "p1")
 	if err != nil || p.Requester != "alice" || p.RequesterID != "" {
 		t.Errorf("promotion after upgrade = %+v, %v", p, err)
+	}
+	// An installation enrolled before client certificate binding is bound
+	// to no key, and keeps linking as before.
+	inst, err := s.InstallationByCredential(ctx, "c1")
+	if err != nil || inst.ID != "i1" || inst.Hostname != "apim-1" || inst.ClientKeyHash != "" {
+		t.Errorf("installation after upgrade = %+v, %v", inst, err)
 	}
 }

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -187,13 +189,20 @@ func testConsumeLinkTokenConcurrent(t *testing.T, s state.Store) {
 }
 
 // installation returns an installation of org whose credential hash is
-// "c-"+id.
+// "c-"+id, bound to a client certificate key.
 func installation(id, org string, online bool) state.Installation {
 	return state.Installation{
 		ID: id, OrgID: org, EnvIDs: []string{"e1", "e2"}, CredentialHash: "c-" + id,
 		AgentVersion: "1.0.0", Hostname: "host-" + id, Online: online,
-		LastSeen: at(time.Minute), CreatedAt: base,
+		LastSeen: at(time.Minute), CreatedAt: base, ClientKeyHash: clientKeyHash(id),
 	}
+}
+
+// clientKeyHash is a stand-in for the hex SHA-256 of a client certificate's
+// key, distinct per id.
+func clientKeyHash(id string) string {
+	h := sha256.Sum256([]byte("key of " + id))
+	return hex.EncodeToString(h[:])
 }
 
 func testInstallations(t *testing.T, s state.Store) {
@@ -202,6 +211,7 @@ func testInstallations(t *testing.T, s state.Store) {
 	i2 := installation("i2", "o1", false)
 	i2.CreatedAt = at(-time.Hour) // listed first
 	i2.EnvIDs, i2.LastSeen = nil, time.Time{}
+	i2.ClientKeyHash = "" // enrolled without a client certificate
 	i3 := installation("i3", "o2", false)
 	for _, i := range []state.Installation{i1, i2, i3} {
 		must(t, "CreateInstallation("+i.ID+")", s.CreateInstallation(ctx, i))
@@ -218,7 +228,7 @@ func testInstallations(t *testing.T, s state.Store) {
 		wantErr error
 	}{
 		{"by id", func() (state.Installation, error) { return s.Installation(ctx, "i1") }, i1, nil},
-		{"by id, no envs", func() (state.Installation, error) { return s.Installation(ctx, "i2") }, i2, nil},
+		{"by id, no envs, no client key", func() (state.Installation, error) { return s.Installation(ctx, "i2") }, i2, nil},
 		{"by credential", func() (state.Installation, error) { return s.InstallationByCredential(ctx, "c-i3") }, i3, nil},
 		{"unknown id", func() (state.Installation, error) { return s.Installation(ctx, "nope") }, state.Installation{}, state.ErrNotFound},
 		{"unknown credential", func() (state.Installation, error) { return s.InstallationByCredential(ctx, "c-nope") }, state.Installation{}, state.ErrNotFound},
