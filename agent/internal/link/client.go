@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -274,7 +275,7 @@ func (c *Client) session(ctx context.Context, target string) error {
 		}
 		if resp != nil {
 			c.m.dialErrors.WithLabelValues("refused").Inc()
-			return fmt.Errorf("hub answered the link upgrade with %s", resp.Status)
+			return fmt.Errorf("hub answered the link upgrade with %s%s", resp.Status, problemOf(resp))
 		}
 		c.m.dialErrors.WithLabelValues("network").Inc()
 		return fmt.Errorf("dial hub: %w", err)
@@ -415,4 +416,23 @@ func (c *Client) isDraining() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.draining
+}
+
+// problemOf returns ": <code>: <detail>" from the problem document a hub
+// answers a refused upgrade with (the dialer keeps the start of the body),
+// so that the agent's log says why; empty when there is none.
+func problemOf(resp *http.Response) string {
+	if resp.Body == nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var p struct{ Code, Detail string }
+	if json.Unmarshal(b, &p) != nil || (p.Code == "" && p.Detail == "") {
+		return ""
+	}
+	out := ": " + p.Code
+	if p.Detail != "" {
+		out += ": " + p.Detail
+	}
+	return strings.ToValidUTF8(out, "")
 }
