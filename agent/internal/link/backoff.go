@@ -35,7 +35,9 @@ func (b *backoff) next() time.Duration {
 	} else {
 		b.attempt++
 	}
-	// Full jitter over [d/2, d): spreads a herd without waiting near zero.
+	// Jitter over [d/2, d), not "full jitter" over [0, d) (row B2's
+	// wording): a wait near zero would break row A3's at most one dial per
+	// second per agent, and the herd is already spread by the first wait.
 	return d/2 + time.Duration(r()*float64(d/2))
 }
 

@@ -95,7 +95,7 @@ type Config struct {
 	TLS *tls.Config
 
 	MinBackoff time.Duration // (1s)
-	MaxBackoff time.Duration // (60s)
+	MaxBackoff time.Duration // (30s, catalogue row B2)
 	HealthyIn  time.Duration // a session this long resets the backoff (1s): a hub that accepted and served us is healthy; a crash loop that drops us at once still backs off
 	// ReconnectSpread is the window over which the first redial after a
 	// healthy session (and the first after Run's first failed dial) is
@@ -147,7 +147,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 		}
 	}
 	def(&cfg.MinBackoff, time.Second)
-	def(&cfg.MaxBackoff, 60*time.Second)
+	def(&cfg.MaxBackoff, 30*time.Second)
 	def(&cfg.HealthyIn, time.Second)
 	if cfg.ReconnectSpread == 0 {
 		cfg.ReconnectSpread = DefaultReconnectSpread
