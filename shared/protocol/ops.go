@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -37,6 +38,14 @@ const (
 	// OpListPromotions (agent → hub): promotions from or to the agent's
 	// environments. Body: none. Reply: PromotionList.
 	OpListPromotions Op = "promotions.list"
+	// OpRotateCredential (hub → agent): the installation's credential was
+	// rotated; this is the new one. The agent keeps it durably before it
+	// answers ok and presents it from its next connection on; the link it
+	// arrived on stays open. The same credential sent again is answered ok
+	// and changes nothing. An error reply means the agent still holds its
+	// old credential. Body: CredentialRotation. Reply: none. Added in
+	// version 1 (2026-11-27).
+	OpRotateCredential Op = "credential.rotate"
 )
 
 // PromotionStatus is a promotion's state. Append-only.
@@ -244,4 +253,30 @@ func (c *CancelRequest) Validate() error {
 		return errors.New("cancel: promotion_id is required")
 	}
 	return nil
+}
+
+// CredentialRotation is the body of OpRotateCredential.
+type CredentialRotation struct {
+	// Credential is the installation's new credential, a bearer secret
+	// that goes in the Authorization header of the agent's link upgrades.
+	// Required: 1 to 256 printable ASCII characters, no spaces.
+	Credential string `json:"credential"`
+}
+
+// Validate checks that the credential can travel in a header.
+func (r *CredentialRotation) Validate() error {
+	if r.Credential == "" || len(r.Credential) > 256 {
+		return errors.New("credential rotation: credential is required (at most 256 bytes)")
+	}
+	for i := 0; i < len(r.Credential); i++ {
+		if c := r.Credential[i]; c <= ' ' || c > '~' {
+			return errors.New("credential rotation: credential must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// LogValue keeps the credential out of logs.
+func (r CredentialRotation) LogValue() slog.Value {
+	return slog.StringValue("[redacted credential]")
 }

@@ -16,6 +16,7 @@ import (
 //	  unsupported_version, the ferry.v1 subprotocol and close code 4000.
 //	1 (2026-11-27, additive): hello_reply.reconnect_spread_ms and the
 //	  settings message type.
+//	1 (2026-11-27, additive): the credential.rotate operation.
 const Version = 1
 
 // MinVersion is the oldest protocol Version this build still speaks. A hello

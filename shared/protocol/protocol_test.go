@@ -68,6 +68,8 @@ func golden(t *testing.T) map[string]*Envelope {
 		"command_promotions.json": mk(TypeCommand, "m8", "", &Command{Op: OpListPromotions}),
 		"error.json":              mk(TypeError, "", "", &Error{Code: CodeBadMessage, Message: "envelope: missing type", Ref: "a7"}),
 		"settings.json":           mk(TypeSettings, "", "", &Settings{ReconnectSpreadMs: 12500}),
+		// An example of the form only; not a credential any hub issued.
+		"command_rotate_credential.json": mk(TypeCommand, "h7", "", cmd(OpRotateCredential, CredentialRotation{Credential: "ferry_ic_EXAMPLEnotAcredentialEXAMPLEnotAcrede000000"})),
 	}
 }
 

@@ -107,7 +107,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := auth.Load(ctx); err != nil {
 		return err
 	}
-	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL, TLS: hubTLS}, d.log, d.reg)
+	// A credential the hub rotates to is on disk before the hub hears the
+	// agent has it: a crash right after leaves the agent with it.
+	keep := func(_ context.Context, c string) error { return enroll.Save(d.cfg.DataDir, c) }
+	lc, err := link.New(link.Config{HubURL: d.cfg.HubURL, Credential: cred, AgentVersion: Version, Hostname: host, APIMURL: d.cfg.APIMURL, TLS: hubTLS,
+		KeepCredential: keep}, d.log, d.reg)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package enroll gets the agent its installation credential: it reads the
 // one kept in the data directory or, on first start, trades the one-time link
-// token for one at the hub and keeps it (0600, written atomically).
+// token for one at the hub and keeps it (0600, written atomically). Save
+// keeps the new credential the hub sends when it rotates the old one.
 package enroll
 
 import (
@@ -112,7 +113,19 @@ func enrollOnce(ctx context.Context, r Request) (string, error) {
 	return er.Credential, nil
 }
 
-// writeFile writes the credential durably: temp file, fsync, rename.
+// Save keeps cred as the installation credential in dataDir, durably: it
+// has reached the disk when Save returns nil, and a crash at any point
+// leaves either the old credential or the new one, whole. Saving the
+// credential already kept is harmless.
+func Save(dataDir, cred string) error {
+	if cred == "" || strings.TrimSpace(cred) != cred || strings.ContainsAny(cred, "\r\n") {
+		return errors.New("write credential: a credential is one line without surrounding spaces")
+	}
+	return writeFile(filepath.Join(dataDir, CredentialFile), cred)
+}
+
+// writeFile writes the credential durably: temp file, fsync, rename, fsync
+// of the directory (which makes the rename itself survive a power loss).
 func writeFile(path, cred string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -139,6 +152,14 @@ func writeFile(path, cred string) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write credential: %w", err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("write credential: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("write credential: sync directory: %w", err)
 	}
 	return nil
 }

@@ -93,6 +93,12 @@ type Config struct {
 	// TLS configures the connection to an https hub (trusted CAs, client
 	// certificate); nil uses the system roots and no client certificate.
 	TLS *tls.Config
+	// KeepCredential keeps, durably, a new credential the hub sent when it
+	// rotated this installation's (protocol.OpRotateCredential). The link
+	// acknowledges the new credential, and dials with it, only once
+	// KeepCredential has returned nil; after an error it keeps the old one
+	// and tells the hub. Nil answers rotations unsupported.
+	KeepCredential func(ctx context.Context, credential string) error
 
 	MinBackoff time.Duration // (1s)
 	MaxBackoff time.Duration // (30s, catalogue row B2)
@@ -121,8 +127,9 @@ type Client struct {
 	handlers map[protocol.Op]HandlerFunc // written before Run only
 
 	state     atomic.Int32
-	mu        sync.Mutex // guards sess, hello, spread, onConnect, connected, everUp, draining
+	mu        sync.Mutex // guards sess, cred, hello, spread, onConnect, connected, everUp, draining
 	sess      *session
+	cred      string // the credential the next dial presents: Config.Credential, or the hub's rotated one
 	hello     *protocol.HelloReply
 	spread    time.Duration // the reconnect spread the hub last advertised (hello or settings); 0: none
 	onConnect []func(*protocol.HelloReply)
@@ -131,6 +138,8 @@ type Client struct {
 	draining  bool // set by Drain: Run ends instead of reconnecting
 
 	rand func() float64 // draws of Run's backoff, [0,1); nil is math/rand; tests fix it before Run
+
+	rotating sync.Mutex // held through a rotation: the credential kept and the one dialled with change together
 }
 
 // New builds a client; Run connects.
@@ -163,14 +172,54 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, erro
 		Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg.TLS,
 		Subprotocols: []string{protocol.Subprotocol}, // the hub refuses upgrades without it
 	}
-	return &Client{
+	c := &Client{
 		cfg:       cfg,
 		log:       log.With("component", "link"),
 		m:         newMetrics(reg),
 		dialer:    dialer,
 		handlers:  make(map[protocol.Op]HandlerFunc),
 		connected: make(chan struct{}),
-	}, nil
+		cred:      cfg.Credential,
+	}
+	if cfg.KeepCredential != nil {
+		c.handlers[protocol.OpRotateCredential] = c.rotate
+	}
+	return c, nil
+}
+
+// rotate answers protocol.OpRotateCredential: it keeps the hub's new
+// credential (Config.KeepCredential), and only then answers ok and dials
+// with it from the next session on. The session the command came on stays
+// up. A credential already in use is answered ok at once.
+func (c *Client) rotate(ctx context.Context, body json.RawMessage) (any, error) {
+	var r protocol.CredentialRotation
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, "malformed credential rotation")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalid, err.Error())
+	}
+	c.rotating.Lock()
+	defer c.rotating.Unlock()
+	if r.Credential == c.credential() {
+		return nil, nil
+	}
+	if err := c.cfg.KeepCredential(ctx, r.Credential); err != nil {
+		c.log.Error("could not keep the new credential the hub sent; the old one stays in use", "err", err)
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "the agent could not keep the new credential: "+err.Error())
+	}
+	c.mu.Lock()
+	c.cred = r.Credential
+	c.mu.Unlock()
+	c.log.Info("the hub rotated this installation's credential; the new one is kept and presented from the next connection on")
+	return nil, nil
+}
+
+// credential is the credential the next dial presents.
+func (c *Client) credential() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cred
 }
 
 // Handle registers the handler of an operation the hub may call.
@@ -264,14 +313,15 @@ func (c *Client) Run(ctx context.Context) error {
 // session dials, says hello and serves one connection until it fails.
 func (c *Client) session(ctx context.Context, target string) error {
 	h := http.Header{}
-	h.Set("Authorization", "Bearer "+c.cfg.Credential)
+	h.Set("Authorization", "Bearer "+c.credential())
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	ws, resp, err := c.dialer.DialContext(dctx, target, h)
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			c.m.dialErrors.WithLabelValues("unauthorized").Inc()
-			return ErrUnauthorized
+			// The hub's problem says why: unknown, or rotated out and expired.
+			return fmt.Errorf("%w (hub answered %s%s)", ErrUnauthorized, resp.Status, problemOf(resp))
 		}
 		if resp != nil {
 			c.m.dialErrors.WithLabelValues("refused").Inc()

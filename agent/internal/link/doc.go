@@ -13,6 +13,11 @@
 // restarted hub do not all come back in the same second while a lone agent
 // whose link was cut comes back quickly.
 //
+// When the hub rotates the installation's credential it sends the new one
+// over the link (protocol.OpRotateCredential); the client has it kept
+// (Config.KeepCredential) before it acknowledges it, and presents it from
+// the next dial on. The session it came on stays up.
+//
 // Each session has one reader (Run's goroutine) and one writer goroutine
 // that owns every data write; the send queue is bounded. Client is safe for
 // concurrent use.

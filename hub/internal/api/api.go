@@ -46,6 +46,7 @@ type Store interface {
 	ListRoles(ctx context.Context, orgID string) ([]state.Role, error)
 	DeleteRole(ctx context.Context, orgID string, scope state.Scope, name string) error
 	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
+	Installation(ctx context.Context, id string) (state.Installation, error)
 }
 
 // Authority issues and verifies user sessions and computes permissions.
@@ -64,6 +65,7 @@ type Fleet interface {
 	Enroll(ctx context.Context, linkToken, agentVersion, hostname, clientKeyHash string) (fleet.Enrolled, error)
 	List(ctx context.Context, orgID string) ([]fleet.Installation, error)
 	Revoke(ctx context.Context, orgID, id string) (state.Installation, error)
+	RotateCredential(ctx context.Context, orgID, id string) (fleet.Rotation, error)
 }
 
 var _ Fleet = (*fleet.Fleet)(nil)
@@ -218,6 +220,7 @@ func New(d Deps) (*API, error) {
 	admin.POST("/environments", a.idempotent, a.createEnvironment)
 	admin.POST("/environments/:env/link-tokens", a.idempotent, a.createLinkToken)
 	admin.DELETE("/installations/:id", a.revokeInstallation)
+	admin.POST("/installations/:id/_rotate-credential", a.rotateCredential)
 	admin.GET("/audit", a.listAudit)
 	admin.GET("/audit/_verify", a.verifyAudit)
 	admin.POST("/users", a.idempotent, a.createUser)

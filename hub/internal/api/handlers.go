@@ -64,6 +64,31 @@ type InstallationDTO struct {
 	// whose SubjectPublicKeyInfo SHA-256 (hex) is ClientKeySHA256.
 	ClientCertBound bool   `json:"clientCertBound"`
 	ClientKeySHA256 string `json:"clientKeySha256,omitempty"`
+	// CredentialRotatedAt is when the credential was last rotated; absent
+	// when never.
+	CredentialRotatedAt *time.Time `json:"credentialRotatedAt,omitempty"`
+	// PreviousCredentialExpiresAt is when the credential the last rotation
+	// replaced stops opening links (it may be past); absent when never
+	// rotated.
+	PreviousCredentialExpiresAt *time.Time `json:"previousCredentialExpiresAt,omitempty"`
+	// CredentialPending is true while the agent has not confirmed the
+	// credential of the last rotation: it gets it when it next links with
+	// its old one, before PreviousCredentialExpiresAt.
+	CredentialPending bool `json:"credentialPending,omitempty"`
+}
+
+// CredentialRotationDTO answers a credential rotation. The new credential
+// is not in it: it goes to the agent alone.
+type CredentialRotationDTO struct {
+	Installation InstallationDTO `json:"installation"`
+	// AgentNotified is true when the agent acknowledged the new
+	// credential: it has kept it and presents it from its next link on.
+	AgentNotified bool `json:"agentNotified"`
+	// Detail says where the new credential is and what comes next.
+	Detail string `json:"detail"`
+	// PreviousCredentialExpiresAt is when the old credential stops opening
+	// links; links open by then stay open.
+	PreviousCredentialExpiresAt time.Time `json:"previousCredentialExpiresAt"`
 }
 
 // EnvironmentRef names an environment.
@@ -216,6 +241,74 @@ func (a *API) revokeInstallation(c *gin.Context) {
 		ClientCertBound: i.ClientKeyHash != "", ClientKeySHA256: i.ClientKeyHash})
 }
 
+// rotateCredential gives an installation a new credential, sent to its
+// agent, and keeps the old one opening links until the overlap ends. It
+// takes no body (or {}), is audited first and answers 202: the agent may
+// get the new credential later.
+func (a *API) rotateCredential(c *gin.Context) {
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &struct{}{}); err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
+	o, id := orgOf(c), c.Param("id")
+	// Another organization's installation is not found, like a missing
+	// one, and neither is audited as rotated.
+	i, err := a.store.Installation(c.Request.Context(), id)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != o.ID) {
+		a.fail(c, protocol.Errorf(protocol.CodeNotFound, "no installation "+id))
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.CredentialRotated, Actor: principal(c).Actor(),
+		Detail: "credential of installation " + i.ID + " (host " + i.Hostname + ") rotated; the new one goes to the agent, the old one opens links until the overlap ends"})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	r, err := a.fleet.RotateCredential(c.Request.Context(), o.ID, i.ID)
+	if done(err); err != nil {
+		a.fail(c, err)
+		return
+	}
+	names := map[string]string{}
+	if envs, err := a.store.ListEnvironments(c.Request.Context(), o.ID); err == nil {
+		for _, e := range envs {
+			names[e.ID] = e.Name
+		}
+	}
+	c.JSON(http.StatusAccepted, CredentialRotationDTO{Installation: installationDTO(r.Installation, r.Online, names), AgentNotified: r.AgentNotified,
+		Detail: r.Detail, PreviousCredentialExpiresAt: r.Installation.PreviousCredentialExpiresAt})
+}
+
+// installationDTO converts an installation; names maps environment ids to
+// names (nil leaves the environments out).
+func installationDTO(i state.Installation, online bool, names map[string]string) InstallationDTO {
+	d := InstallationDTO{ID: i.ID, Status: "offline", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt,
+		ClientCertBound: i.ClientKeyHash != "", ClientKeySHA256: i.ClientKeyHash, CredentialPending: i.CredentialPending}
+	if online {
+		d.Status = "online"
+	}
+	if !i.LastSeen.IsZero() {
+		ls := i.LastSeen
+		d.LastSeen = &ls
+	}
+	if !i.CredentialRotatedAt.IsZero() {
+		at, exp := i.CredentialRotatedAt, i.PreviousCredentialExpiresAt
+		d.CredentialRotatedAt, d.PreviousCredentialExpiresAt = &at, &exp
+	}
+	if names != nil {
+		for _, id := range i.EnvIDs {
+			d.Environments = append(d.Environments, EnvironmentRef{ID: id, Name: names[id]})
+		}
+	}
+	return d
+}
+
 func (a *API) listInstallations(c *gin.Context) {
 	o := orgOf(c)
 	insts, err := a.fleet.List(c.Request.Context(), o.ID)
@@ -234,19 +327,7 @@ func (a *API) listInstallations(c *gin.Context) {
 	}
 	out := List[InstallationDTO]{Items: []InstallationDTO{}}
 	for _, i := range insts {
-		d := InstallationDTO{ID: i.ID, Status: "offline", AgentVersion: i.AgentVersion, Hostname: i.Hostname, CreatedAt: i.CreatedAt,
-			ClientCertBound: i.ClientKeyHash != "", ClientKeySHA256: i.ClientKeyHash}
-		if i.Online {
-			d.Status = "online"
-		}
-		if !i.LastSeen.IsZero() {
-			ls := i.LastSeen
-			d.LastSeen = &ls
-		}
-		for _, id := range i.EnvIDs {
-			d.Environments = append(d.Environments, EnvironmentRef{ID: id, Name: names[id]})
-		}
-		out.Items = append(out.Items, d)
+		out.Items = append(out.Items, installationDTO(i.Installation, i.Online, names))
 	}
 	sendPage(a, c, out.Items)
 }

@@ -51,6 +51,11 @@ const (
 	// installation credential came with a client certificate key other than
 	// the one the installation enrolled with, or with none.
 	LinkClientCertMismatch = "LINK_CLIENT_CERTIFICATE_MISMATCH"
+
+	// CredentialRotated is an installation's credential replaced by a new
+	// one (sent to its agent, never shown), the old one opening links
+	// until the overlap ends. Written before the change (fail closed).
+	CredentialRotated = "CREDENTIAL_ROTATED"
 )
 
 // Events lists every event name above, in that order (the consoles' audit
@@ -59,7 +64,7 @@ var Events = []string{
 	PromotionCreated, PromotionDelivered, PromotionAccepted, PromotionRejected, PromotionFailed, PromotionCancelled,
 	AccessDenied, DecisionConflict, PromotionRefused, LinkTokenReused, InstallationRevoked,
 	UserCreated, UserUpdated, UserDeleted, RoleBound, RoleUnbound, RoleCreated, RoleDeleted, TokenCreated, TokenRevoked,
-	ActionNotDone, LinkClientCertMismatch,
+	ActionNotDone, LinkClientCertMismatch, CredentialRotated,
 }
 
 // Store is the part of the hub store the trail uses.

@@ -56,6 +56,10 @@ type Config struct {
 	// reconnect spread of (connected agents) / ReconnectRate seconds,
 	// within 2-60 s (see link.Config.ReconnectRate).
 	ReconnectRate float64
+	// CredentialOverlap is how long an installation's old credential
+	// still opens links after a rotation (FERRY_CREDENTIAL_OVERLAP); links
+	// open by then stay open. From 1m to 720h.
+	CredentialOverlap time.Duration
 
 	// TLS: with TLSCert and TLSKey (PEM files) the listener serves HTTPS
 	// and WSS only. ClientCA (a PEM bundle) additionally requires agents'
@@ -114,6 +118,7 @@ func Default() Config {
 		AuditAnchorEvery:  time.Hour,
 		MaxEnvBacklog:     1000,
 		ReconnectRate:     50, // link.DefaultReconnectRate
+		CredentialOverlap: time.Hour,
 		RateLimitToken:    RateLimit{Rate: 20, Burst: 40},
 		RateLimitSignIn:   RateLimit{Rate: 5, Burst: 10},
 		RateLimitLink:     RateLimit{Rate: 10, Burst: 60},
@@ -145,7 +150,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		v   string
 		dst *time.Duration
 	}{{pingEnv, &c.PingInterval}, {pongEnv, &c.PongWait}, {getenv("FERRY_REDELIVERY_INTERVAL"), &c.Redelivery},
-		{getenv("FERRY_READ_HEADER_TIMEOUT"), &c.ReadHeaderTimeout}, {getenv("FERRY_AUDIT_ANCHOR_EVERY"), &c.AuditAnchorEvery}} {
+		{getenv("FERRY_READ_HEADER_TIMEOUT"), &c.ReadHeaderTimeout}, {getenv("FERRY_AUDIT_ANCHOR_EVERY"), &c.AuditAnchorEvery},
+		{getenv("FERRY_CREDENTIAL_OVERLAP"), &c.CredentialOverlap}} {
 		if d.v == "" {
 			continue
 		}
@@ -202,6 +208,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.Var(&c.RateLimitSignIn, "rate-limit-signin", "requests per second and burst per peer IP on sign-in and enroll (FERRY_RATE_LIMIT_SIGNIN)")
 	fs.Var(&c.RateLimitLink, "rate-limit-link", "link upgrades per second and burst per peer IP (FERRY_RATE_LIMIT_LINK)")
 	fs.Float64Var(&c.ReconnectRate, "reconnect-rate", c.ReconnectRate, "agent redials per second the hub asks for after a restart; agents spread their first redial over (connected agents)/rate seconds, 2-60s (FERRY_RECONNECT_RATE)")
+	fs.DurationVar(&c.CredentialOverlap, "credential-overlap", c.CredentialOverlap, "how long an agent's old credential still opens links after a rotation; open links stay open (FERRY_CREDENTIAL_OVERLAP)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -241,6 +248,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.ReconnectRate > 0 && c.ReconnectRate <= 100_000) {
 		errs = append(errs, fmt.Errorf("reconnect-rate %g: want more than 0 and at most 100000 redials per second", c.ReconnectRate))
+	}
+	if c.CredentialOverlap < time.Minute || c.CredentialOverlap > 720*time.Hour {
+		errs = append(errs, fmt.Errorf("credential-overlap %s: want from 1m to 720h", c.CredentialOverlap))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is required"))

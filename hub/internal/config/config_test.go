@@ -163,3 +163,30 @@ func TestReconnectRate(t *testing.T) {
 		}
 	}
 }
+
+func TestCredentialOverlap(t *testing.T) {
+	none := func(string) string { return "" }
+	if d := Default(); d.CredentialOverlap != time.Hour {
+		t.Errorf("default credential-overlap %s, want 1h", d.CredentialOverlap)
+	}
+	env := map[string]string{"FERRY_CREDENTIAL_OVERLAP": "2h"}
+	if c, err := Load(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.CredentialOverlap != 2*time.Hour {
+		t.Errorf("env: credential-overlap %s, %v; want 2h", c.CredentialOverlap, err)
+	}
+	if c, err := Load([]string{"--credential-overlap", "90m"}, func(k string) string { return env[k] }, io.Discard); err != nil || c.CredentialOverlap != 90*time.Minute {
+		t.Errorf("flag over env: credential-overlap %s, %v; want 1h30m", c.CredentialOverlap, err)
+	}
+	for _, bad := range []string{"0s", "59s", "-1h", "721h", "soon"} {
+		if _, err := Load([]string{"--credential-overlap", bad}, none, io.Discard); err == nil {
+			t.Errorf("--credential-overlap %s accepted", bad)
+		}
+		if _, err := Load(nil, func(k string) string {
+			if k == "FERRY_CREDENTIAL_OVERLAP" {
+				return bad
+			}
+			return ""
+		}, io.Discard); err == nil {
+			t.Errorf("FERRY_CREDENTIAL_OVERLAP=%s accepted", bad)
+		}
+	}
+}

@@ -99,6 +99,14 @@ func (s *Store) InstallationByCredential(ctx context.Context, hash string) (_ st
 	return s.s.InstallationByCredential(ctx, hash)
 }
 
+func (s *Store) SetInstallationCredential(ctx context.Context, id string, from, to state.InstallationCredential) (_ state.Installation, err error) {
+	if err = s.fault(ctx, "SetInstallationCredential"); err != nil {
+		return
+	}
+	defer s.after("SetInstallationCredential", &err)
+	return s.s.SetInstallationCredential(ctx, id, from, to)
+}
+
 func (s *Store) Installation(ctx context.Context, id string) (_ state.Installation, err error) {
 	if err = s.fault(ctx, "Installation"); err != nil {
 		return

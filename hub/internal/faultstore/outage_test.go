@@ -51,6 +51,10 @@ func (offline) LastSeen(string) (time.Time, bool) { return time.Time{}, false }
 
 func (offline) Disconnect(string, int, string) {}
 
+func (offline) Call(context.Context, string, protocol.Op, any, any) error {
+	return protocol.Errorf(protocol.CodeUnavailable, "offline")
+}
+
 const adminToken = "faultstore-admin-token-0123456789"
 
 // newAPI wires the real REST API, workflow, audit trail, fleet and

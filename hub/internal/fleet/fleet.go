@@ -25,6 +25,7 @@ type Store interface {
 	ConsumeLinkToken(ctx context.Context, hash string, now time.Time) (state.LinkToken, error)
 	CreateInstallation(ctx context.Context, i state.Installation) error
 	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
+	SetInstallationCredential(ctx context.Context, id string, from, to state.InstallationCredential) (state.Installation, error)
 	Installation(ctx context.Context, id string) (state.Installation, error)
 	DeleteInstallation(ctx context.Context, id string) error
 	ListInstallations(ctx context.Context, orgID string) ([]state.Installation, error)
@@ -39,6 +40,11 @@ type Presence interface {
 	// Disconnect closes the installation's link, if it has one here, with
 	// an application close code.
 	Disconnect(installationID string, code int, reason string)
+	// Call sends a command to the installation's agent over its link to
+	// this hub and decodes the reply body into out (which may be nil). It
+	// fails with protocol.CodeUnavailable when the agent is not connected
+	// here, and with the agent's error when it answers one.
+	Call(ctx context.Context, installationID string, op protocol.Op, body, out any) error
 }
 
 // Fleet manages installations.
@@ -49,7 +55,9 @@ type Fleet struct {
 	now      func() time.Time
 	version  string
 	keys     []string
+	overlap  time.Duration
 	m        *metrics
+	locks    keyLocks // one per installation whose credential is changing
 
 	mu     sync.Mutex          // guards names and stored
 	names  map[string]string   // "org/" or "org/env" → name
@@ -63,6 +71,9 @@ type Options struct {
 	// SessionKeys are the hub's session-verifying public keys, encoded
 	// with session.EncodeKey, handed to every agent in the hello reply.
 	SessionKeys []string
+	// CredentialOverlap is how long a rotated-out credential still opens
+	// links (DefaultCredentialOverlap).
+	CredentialOverlap time.Duration
 }
 
 // New builds a Fleet.
@@ -73,7 +84,11 @@ func New(store Store, presence Presence, log *slog.Logger, reg prometheus.Regist
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys, m: newMetrics(reg), names: map[string]string{}, stored: map[string]identity{}}, nil
+	if opts.CredentialOverlap <= 0 {
+		opts.CredentialOverlap = DefaultCredentialOverlap
+	}
+	return &Fleet{store: store, presence: presence, log: log.With("component", "fleet"), now: opts.Now, version: opts.HubVersion, keys: opts.SessionKeys,
+		overlap: opts.CredentialOverlap, m: newMetrics(reg), names: map[string]string{}, stored: map[string]identity{}}, nil
 }
 
 // MaxLinkTokenTTL bounds link-token lifetimes.
@@ -160,22 +175,47 @@ func (e *LinkTokenUsedError) Error() string {
 	return "link token already used; create a new one at the hub"
 }
 
-// Authenticate maps an installation credential to its installation.
-func (f *Fleet) Authenticate(ctx context.Context, credential string) (state.Installation, error) {
+// Authenticated is an installation a credential authenticated.
+type Authenticated struct {
+	state.Installation
+	// Previous is true when the credential was the one the current
+	// credential replaced, within the overlap of the rotation.
+	Previous bool
+}
+
+// Authenticate maps an installation credential to its installation: its
+// current credential, or its previous one until the overlap of the
+// rotation ends (then an *ExpiredCredentialError). A link with the current
+// credential confirms a rotation the agent had not acknowledged.
+func (f *Fleet) Authenticate(ctx context.Context, credential string) (Authenticated, error) {
 	if err := auth.Check(auth.KindCredential, credential); err != nil {
-		return state.Installation{}, protocol.Errorf(protocol.CodeUnauthorized, "malformed installation credential")
+		return Authenticated{}, protocol.Errorf(protocol.CodeUnauthorized, "malformed installation credential")
 	}
-	inst, err := f.store.InstallationByCredential(ctx, auth.Hash(credential))
+	hash := auth.Hash(credential)
+	inst, err := f.store.InstallationByCredential(ctx, hash)
 	if errors.Is(err, state.ErrNotFound) {
-		return state.Installation{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")
+		return Authenticated{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")
 	}
 	if err != nil {
-		return state.Installation{}, fmt.Errorf("look up credential: %w", err)
+		return Authenticated{}, fmt.Errorf("look up credential: %w", err)
+	}
+	a := Authenticated{Installation: inst}
+	switch {
+	case hash == inst.CredentialHash:
+		if inst.CredentialPending {
+			f.confirm(ctx, inst)
+		}
+	case hash == inst.PreviousCredentialHash && f.now().Before(inst.PreviousCredentialExpiresAt):
+		a.Previous = true
+	case hash == inst.PreviousCredentialHash:
+		return Authenticated{}, &ExpiredCredentialError{InstallationID: inst.ID, ExpiredAt: inst.PreviousCredentialExpiresAt}
+	default:
+		return Authenticated{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")
 	}
 	f.mu.Lock()
 	f.stored[inst.ID] = identity{inst.AgentVersion, inst.Hostname}
 	f.mu.Unlock()
-	return inst, nil
+	return a, nil
 }
 
 // identity is what an installation last told the hub about itself.

@@ -30,6 +30,10 @@ type Peer struct {
 	// installation enrolled with: the upgrade request must present a
 	// verified certificate with that key. Empty binds nothing.
 	ClientKeyHash string
+	// PreviousCredential is true when the link authenticated with the
+	// credential its installation's current one replaced (a rotation),
+	// within the overlap during which the old one still opens links.
+	PreviousCredential bool
 }
 
 // Serves reports whether the peer serves environment envID.

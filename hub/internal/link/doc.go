@@ -8,7 +8,9 @@
 // installation that enrolled with a client certificate (mTLS) is bound to its
 // key: an upgrade that presents no verified certificate with that key is
 // refused with 403 client_certificate_mismatch and reported to the
-// OnSecurityEvent hook, before any 101.
+// OnSecurityEvent hook, before any 101. An AuthenticateAgent error that is
+// a *Refusal answers 401 with the problem code and detail it carries (a
+// rotated-out credential past its overlap: credential_expired).
 // Compression is never negotiated. The hello must be the first frame and
 // speak a protocol version in [protocol.MinVersion, protocol.Version]
 // (otherwise an unsupported_version error frame, then 1008). The connection

@@ -81,7 +81,8 @@ func (c *Config) setDefaults() {
 // Sessions is what the endpoint needs from the installation inventory.
 type Sessions interface {
 	// AuthenticateAgent maps an installation credential to its identity.
-	// An error wrapping protocol.CodeUnauthorized refuses the upgrade.
+	// An error wrapping protocol.CodeUnauthorized refuses the upgrade with
+	// 401; a *Refusal among them says what the problem document says.
 	AuthenticateAgent(ctx context.Context, credential string) (Peer, error)
 	// Hello records the agent's hello and builds the hub's reply.
 	Hello(ctx context.Context, p Peer, h *protocol.Hello) (*protocol.HelloReply, error)
@@ -221,6 +222,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer, err := e.sessions.AuthenticateAgent(r.Context(), cred)
 	if err != nil {
 		code := protocol.CodeOf(err)
+		var rf *Refusal
+		if code == protocol.CodeUnauthorized && errors.As(err, &rf) {
+			e.log.Warn("refused link with a credential the hub no longer accepts", "code", rf.Code, "agent_id", rf.InstallationID, "remote", r.RemoteAddr, "detail", rf.Detail)
+			e.refuse(w, http.StatusUnauthorized, rf.Code, rf.Detail)
+			return
+		}
 		if code == protocol.CodeUnauthorized {
 			e.log.Warn("refused link with an unknown credential", "remote", r.RemoteAddr)
 			e.refuse(w, http.StatusUnauthorized, "unauthorized", "unknown installation credential; link the agent again with a new link token")
@@ -303,6 +310,25 @@ func (e *Endpoint) refuseClientKey(w http.ResponseWriter, r *http.Request, p Pee
 	}
 	e.refuse(w, http.StatusForbidden, CodeClientCertificateMismatch, msg)
 }
+
+// Refusal is an AuthenticateAgent error that refuses the upgrade with 401
+// and a problem of its own, for a credential the hub knows but no longer
+// accepts. It wraps protocol.CodeUnauthorized.
+type Refusal struct {
+	// Code is the problem code, and the handshake failure reason in the
+	// metrics: keep the set small.
+	Code string
+	// Detail says why, and what to do, for the agent's operator.
+	Detail string
+	// InstallationID is the installation whose credential it was, for the
+	// hub's log.
+	InstallationID string
+}
+
+func (r *Refusal) Error() string { return r.Code + ": " + r.Detail }
+
+// Unwrap makes the refusal an unauthorized error.
+func (r *Refusal) Unwrap() error { return protocol.Errorf(protocol.CodeUnauthorized, r.Detail) }
 
 // CodeClientCertificateMismatch is the problem code, and the handshake
 // failure reason, of a link whose client certificate key is not the one its

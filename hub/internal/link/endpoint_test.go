@@ -134,6 +134,32 @@ func TestRefusesCredential(t *testing.T) {
 	}
 }
 
+// TestRefusal: a credential the inventory refuses with a *Refusal (one
+// rotated out and expired) is refused with 401 and the refusal's own code
+// and detail, counted under that code.
+func TestRefusal(t *testing.T) {
+	h := newTestHub(t, link.Config{}, nil)
+	const detail = "this installation's credential was rotated and the old one expired at 2026-01-01T00:00:00Z; re-enroll the agent with a new link token"
+	h.sess.mu.Lock()
+	h.sess.authErr = &link.Refusal{Code: "credential_expired", Detail: detail, InstallationID: ins1}
+	h.sess.mu.Unlock()
+	_, err := (&agenttest.Agent{Credential: cred1}).Dial(ctxTimeout(t, 5*time.Second), h.srv.URL)
+	var he *agenttest.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("dial error = %v, want a refused upgrade with 401", err)
+	}
+	var problem struct{ Code, Detail string }
+	if err := json.Unmarshal([]byte(he.Body), &problem); err != nil || problem.Code != "credential_expired" || problem.Detail != detail {
+		t.Errorf("body = %q, want a credential_expired problem with the refusal's detail", he.Body)
+	}
+	if got := metric(t, h.reg, "ferry_hub_link_handshake_failures_total", "reason", "credential_expired"); got != 1 {
+		t.Errorf("handshake failures{credential_expired} = %v, want 1", got)
+	}
+	if protocol.CodeOf(&link.Refusal{}) != protocol.CodeUnauthorized {
+		t.Error("a Refusal is not an unauthorized error")
+	}
+}
+
 func TestCredentialCheckUnavailable(t *testing.T) {
 	h := newTestHub(t, link.Config{}, nil)
 	h.sess.authErr = errors.New("store down")

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type", "direction"}),
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "hub", Name: "link_handshake_failures_total",
-			Help: "Refused link attempts by reason (unauthorized, origin, client_certificate_mismatch, upgrade, hello and others).",
+			Help: "Refused link attempts by reason (unauthorized, credential_expired, origin, client_certificate_mismatch, upgrade, hello and others).",
 		}, []string{"reason"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "hub", Name: "link_disconnects_total",

@@ -41,6 +41,7 @@ var hubOnly = map[protocol.Op]bool{
 	protocol.OpDeliverPromotion: true,
 	protocol.OpPromotionUpdate:  true,
 	protocol.OpCancelPromotion:  true,
+	protocol.OpRotateCredential: true,
 }
 
 // violate counts one violation of kind, reports it as a security event and

@@ -47,6 +47,7 @@ func TestBOLA(t *testing.T) {
 		{"POST", "/api/v1/orgs/globex/environments/Prod/link-tokens", nil},
 		{"GET", "/api/v1/orgs/globex/installations", nil},
 		{"DELETE", "/api/v1/orgs/globex/installations/" + bInst.ID, nil},
+		{"POST", "/api/v1/orgs/globex/installations/" + bInst.ID + "/_rotate-credential", nil},
 		{"POST", "/api/v1/orgs/globex/promotions", map[string]string{"apiId": "api-bx", "sourceEnv": "Dev", "targetEnv": "Prod"}},
 		{"GET", "/api/v1/orgs/globex/promotions", nil},
 		{"GET", "/api/v1/orgs/globex/promotions/" + prom.ID, nil},
@@ -75,6 +76,7 @@ func TestBOLA(t *testing.T) {
 		{"GET", "/api/v1/orgs/acme/audit?env=" + bProd, nil},
 		{"POST", "/api/v1/orgs/acme/environments/" + bProd + "/link-tokens", nil},
 		{"DELETE", "/api/v1/orgs/acme/installations/" + bInst.ID, nil},
+		{"POST", "/api/v1/orgs/acme/installations/" + bInst.ID + "/_rotate-credential", nil},
 		{"POST", "/api/v1/orgs/acme/promotions", map[string]string{"apiId": "api-bx", "sourceEnv": b.Env["Dev"].ID, "targetEnv": "Prod"}},
 		{"POST", "/api/v1/orgs/acme/promotions", map[string]string{"apiId": "api-ax", "sourceEnv": "Dev", "targetEnv": bProd}},
 		{"GET", "/api/v1/orgs/acme/users/" + victim.ID, nil},
@@ -122,10 +124,15 @@ func TestBOLA(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2*27 {
-		t.Errorf("%d ACCESS_DENIED entries for routes naming globex in acme's trail, want %d", n, 2*27)
+	if n != 2*28 {
+		t.Errorf("%d ACCESS_DENIED entries for routes naming globex in acme's trail, want %d", n, 2*28)
 	}
-	if _, err := h.store.Installation(t.Context(), bInst.ID); err != nil {
-		t.Errorf("globex's installation after the attempts: %v", err)
+	for _, e := range h.audits(a, 0) {
+		if e.Event == "CREDENTIAL_ROTATED" || (e.Event == "ACTION_NOT_DONE" && strings.HasPrefix(e.Detail, "CREDENTIAL_ROTATED")) {
+			t.Errorf("acme's trail has %s %q: a refused rotation is not audited as one", e.Event, e.Detail)
+		}
+	}
+	if got, err := h.store.Installation(t.Context(), bInst.ID); err != nil || got.CredentialHash != bInst.CredentialHash || got.PreviousCredentialHash != "" {
+		t.Errorf("globex's installation after the attempts: %+v, %v", got, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"ferry.dev/hub/internal/api"
 	"ferry.dev/hub/internal/auth"
@@ -200,11 +201,21 @@ func TestStrictBodies(t *testing.T) {
 	h.newUser(acme, "ada")
 	p := h.fixture(acme, "Prod", "x", "", "someone")
 	ctx := t.Context()
+	lt, err := h.fleet.IssueLinkToken(ctx, acme.Env["Dev"], time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled, err := h.fleet.Enroll(ctx, string(lt.Secret), "1.0.0", "apim-dev", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := enrolled.Installation.ID
 
 	type state struct {
 		snap              snapshot
 		orgs, envs, roles int
 		status            string
+		credential        string
 	}
 	observe := func() state {
 		s := state{snap: h.snapshot(acme)}
@@ -212,7 +223,8 @@ func TestStrictBodies(t *testing.T) {
 		es, _ := h.store.ListEnvironments(ctx, acme.ID)
 		rs, _ := h.store.ListRoles(ctx, acme.ID)
 		got, _ := h.store.Promotion(ctx, p.ID)
-		s.orgs, s.envs, s.roles, s.status = len(os), len(es), len(rs), string(got.Status)
+		i, _ := h.store.Installation(ctx, inst)
+		s.orgs, s.envs, s.roles, s.status, s.credential = len(os), len(es), len(rs), string(got.Status), i.CredentialHash
 		return s
 	}
 	routes := []struct {
@@ -225,6 +237,7 @@ func TestStrictBodies(t *testing.T) {
 		{"POST", "/api/v1/orgs/acme/environments/Dev/link-tokens", testAdminToken, `"expiresInSeconds":60`, `"token":"lnk_x"`},
 		{"POST", "/api/v1/orgs/acme/promotions", testAdminToken, `"apiId":"api-y","sourceEnv":"Dev","targetEnv":"Prod"`, `"status":"ACCEPTED"`},
 		{"POST", "/api/v1/orgs/acme/promotions/" + p.ID + "/_cancel", testAdminToken, ``, `"status":"CANCELLED"`},
+		{"POST", "/api/v1/orgs/acme/installations/" + inst + "/_rotate-credential", testAdminToken, ``, `"agentNotified":true`},
 		{"POST", "/api/v1/orgs/acme/users", testAdminToken, `"username":"bob"`, `"id":"usr_1"`},
 		{"PATCH", "/api/v1/orgs/acme/users/ada", testAdminToken, `"displayName":"Ada"`, `"orgId":"org_1"`},
 		{"POST", "/api/v1/orgs/acme/role-bindings", testAdminToken, `"userId":"ada","scope":"ENVIRONMENT","env":"Dev","role":"USER"`, `"id":"rb_1"`},

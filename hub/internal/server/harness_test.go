@@ -91,6 +91,10 @@ func (noPresence) LastSeen(string) (time.Time, bool) { return time.Time{}, false
 
 func (noPresence) Disconnect(string, int, string) {}
 
+func (noPresence) Call(_ context.Context, id string, _ protocol.Op, _, _ any) error {
+	return protocol.Errorf(protocol.CodeUnavailable, "installation "+id+" is not connected")
+}
+
 // testHub is the hub's REST API, link operations, promotion workflow, audit
 // trail and authority on a real SQLite store, in process.
 type testHub struct {

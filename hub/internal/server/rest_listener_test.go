@@ -19,8 +19,9 @@ import (
 const restAdminToken = "rest-test-admin-token-0123456789"
 
 // startRESTHub runs the real hub (SQLite store, no limits on request rates)
-// on a free loopback port; adjust changes the configuration first.
-func startRESTHub(t *testing.T, adjust func(*config.Config)) *Server {
+// on a free loopback port; adjust changes the configuration first, and
+// each of before the server, before it starts.
+func startRESTHub(t *testing.T, adjust func(*config.Config), before ...func(*Server)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir, cfg.AdminToken = "127.0.0.1:0", t.TempDir(), restAdminToken
@@ -31,6 +32,9 @@ func startRESTHub(t *testing.T, adjust func(*config.Config)) *Server {
 	s, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(s)
 	}
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

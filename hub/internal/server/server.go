@@ -45,12 +45,16 @@ type Server struct {
 	cfg config.Config
 	log *slog.Logger
 	reg *prometheus.Registry
+	// now is the clock of credential expiry; tests in this package set it
+	// before Start.
+	now func() time.Time
 
-	store state.Store
-	link  *link.Endpoint
-	api   *api.API
-	http  *http.Server
-	ln    net.Listener
+	store    state.Store
+	link     *link.Endpoint
+	sessions *sessions
+	api      *api.API
+	http     *http.Server
+	ln       net.Listener
 	// metrics serves /metrics on the operator listener (cfg.MetricsAddr);
 	// nil when /metrics is on the main listener.
 	metrics   *http.Server
@@ -69,7 +73,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}, nil
+	return &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), now: time.Now}, nil
 }
 
 // Addr is the listening address once started.
@@ -105,12 +109,14 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 
 	presence := presence{}
-	fl, err := fleet.New(s.store, &presence, s.log, s.reg, fleet.Options{HubVersion: Version, SessionKeys: authority.PublicKeys()})
+	fl, err := fleet.New(s.store, &presence, s.log, s.reg, fleet.Options{HubVersion: Version, SessionKeys: authority.PublicKeys(),
+		Now: s.now, CredentialOverlap: s.cfg.CredentialOverlap})
 	if err != nil {
 		return s.abort(err)
 	}
 	index := newEnvIndex()
 	sess := &sessions{fleet: fl, log: s.log, index: index}
+	s.sessions = sess
 	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version, ReconnectRate: s.cfg.ReconnectRate}, sess, s.log, s.reg)
 	if err != nil {
 		return s.abort(err)
@@ -370,6 +376,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.link.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close agent links: %w", err))
 	}
+	s.sessions.stop()
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"ferry.dev/hub/internal/fleet"
@@ -18,16 +20,25 @@ type sessions struct {
 	log        *slog.Logger
 	index      *envIndex
 	promotions *promotion.Service // set before serving
+
+	mu       sync.Mutex     // guards stopped and delivers.Add
+	stopped  bool           // set by stop: no delivery starts after it
+	delivers sync.WaitGroup // credential deliveries in flight
 }
 
 var _ link.Sessions = (*sessions)(nil)
 
 func (s *sessions) AuthenticateAgent(ctx context.Context, cred string) (link.Peer, error) {
 	inst, err := s.fleet.Authenticate(ctx, cred)
+	var expired *fleet.ExpiredCredentialError
+	if errors.As(err, &expired) {
+		return link.Peer{}, &link.Refusal{Code: "credential_expired", Detail: expired.Error(), InstallationID: expired.InstallationID}
+	}
 	if err != nil {
 		return link.Peer{}, err
 	}
-	return link.Peer{InstallationID: inst.ID, OrgID: inst.OrgID, EnvIDs: inst.EnvIDs, ClientKeyHash: inst.ClientKeyHash}, nil
+	return link.Peer{InstallationID: inst.ID, OrgID: inst.OrgID, EnvIDs: inst.EnvIDs, ClientKeyHash: inst.ClientKeyHash,
+		PreviousCredential: inst.Previous}, nil
 }
 
 func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*protocol.HelloReply, error) {
@@ -37,6 +48,36 @@ func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*
 func (s *sessions) Connected(ctx context.Context, c *link.Conn) {
 	s.index.add(c.Peer())
 	s.promotions.Kick() // deliver what waited for this agent
+	if c.Peer().PreviousCredential {
+		// The agent has not got the credential of a rotation: send it a
+		// new one. Not here: the link reads the reply only once this
+		// returns. ctx ends when the endpoint shuts down.
+		s.goDeliver(ctx, c.Peer().InstallationID)
+	}
+}
+
+// goDeliver runs fleet.DeliverCredential for installation id on a
+// goroutine that stop waits for.
+func (s *sessions) goDeliver(ctx context.Context, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.delivers.Add(1)
+	go func() {
+		defer s.delivers.Done()
+		s.fleet.DeliverCredential(ctx, id)
+	}()
+}
+
+// stop waits for the credential deliveries in flight (their context ends
+// with the link endpoint's shutdown); none starts after it.
+func (s *sessions) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.delivers.Wait()
 }
 
 func (s *sessions) Disconnected(c *link.Conn, primary bool) {
@@ -62,6 +103,13 @@ func (p *presence) Disconnect(id string, code int, reason string) {
 	if c, ok := p.reg.Get(id); ok {
 		c.Close(code, reason)
 	}
+}
+
+func (p *presence) Call(ctx context.Context, id string, op protocol.Op, body, out any) error {
+	if p.reg == nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "installation "+id+" is not connected")
+	}
+	return p.reg.Call(ctx, id, op, body, out)
 }
 
 func (p *presence) LastSeen(id string) (time.Time, bool) {

@@ -16,9 +16,9 @@ import (
 var secretPattern = regexp.MustCompile(`ferry_(at|lt|ic)_[0-9A-Za-z]{46}`)
 
 // TestNoRawSecretsAtRest is C6 of shared/reference/reliability.md: after
-// link tokens (used and unused), an installation credential, personal
-// access tokens, sessions and user passwords were made through the REST
-// API, no table of the SQLite database holds any of them in the clear,
+// link tokens (used and unused), an installation credential (and its
+// rotation), personal access tokens, sessions and user passwords were made
+// through the REST API, no table of the SQLite database holds any of them in the clear,
 // and neither do the database files' raw bytes (main file and WAL), nor
 // anything shaped like a Ferry secret.
 func TestNoRawSecretsAtRest(t *testing.T) {
@@ -34,8 +34,11 @@ func TestNoRawSecretsAtRest(t *testing.T) {
 	var used, unused struct{ Token string }
 	h.must(http.StatusCreated, testAdminToken, "POST", "/api/v1/orgs/acme/environments/Dev/link-tokens", map[string]any{}, &used)
 	h.must(http.StatusCreated, testAdminToken, "POST", "/api/v1/orgs/acme/environments/Prod/link-tokens", map[string]any{}, &unused)
-	var enrolled struct{ Credential string }
+	var enrolled struct{ InstallationID, Credential string }
 	h.must(http.StatusCreated, used.Token, "POST", "/api/v1/link/enroll", map[string]string{"agentVersion": "1.0.0", "hostname": "dev-host"}, &enrolled)
+	// A rotation makes a credential nobody here sees (the agent is not
+	// connected): what it stores must not hold it either.
+	h.must(http.StatusAccepted, testAdminToken, "POST", "/api/v1/orgs/acme/installations/"+enrolled.InstallationID+"/_rotate-credential", nil, nil)
 	secrets = append(secrets, used.Token, unused.Token, enrolled.Credential, testAdminToken)
 	for i, s := range secrets {
 		if len(s) < 16 {

@@ -61,6 +61,42 @@ type Installation struct {
 	// present a verified certificate with that key. Empty when it enrolled
 	// without a client certificate, which binds nothing.
 	ClientKeyHash string
+
+	// PreviousCredentialHash is the hex SHA-256 of the credential the
+	// current one replaced at the last rotation; empty when the credential
+	// was never rotated. It opens links until PreviousCredentialExpiresAt,
+	// and is kept after that so that a link presenting it can be told it
+	// expired.
+	PreviousCredentialHash string
+	// PreviousCredentialExpiresAt is when the previous credential stops
+	// opening links: the rotation's time plus the overlap. Zero when there
+	// is no previous credential.
+	PreviousCredentialExpiresAt time.Time
+	// CredentialRotatedAt is when the credential was last rotated; zero
+	// when never.
+	CredentialRotatedAt time.Time
+	// CredentialPending is true from a rotation until the agent shows that
+	// it holds the current credential (it acknowledged it, or linked with
+	// it): until then it may hold only the previous one.
+	CredentialPending bool
+}
+
+// Credential returns the installation's credential state.
+func (i Installation) Credential() InstallationCredential {
+	return InstallationCredential{
+		Hash: i.CredentialHash, PreviousHash: i.PreviousCredentialHash, PreviousExpiresAt: i.PreviousCredentialExpiresAt,
+		RotatedAt: i.CredentialRotatedAt, Pending: i.CredentialPending,
+	}
+}
+
+// InstallationCredential is the credential state of an installation: the
+// fields of Installation by the same names, CredentialHash as Hash.
+type InstallationCredential struct {
+	Hash              string
+	PreviousHash      string
+	PreviousExpiresAt time.Time
+	RotatedAt         time.Time
+	Pending           bool
 }
 
 // APIToken is a REST bearer token: the platform admin's (OrgID and UserID
@@ -297,7 +333,20 @@ type Store interface {
 
 	// CreateInstallation inserts i; ErrConflict on a duplicate credential.
 	CreateInstallation(ctx context.Context, i Installation) error
+	// InstallationByCredential finds the installation whose current
+	// credential (CredentialHash) or previous one (PreviousCredentialHash,
+	// expired or not) has this hash; the caller tells which by comparing.
 	InstallationByCredential(ctx context.Context, hash string) (Installation, error)
+	// SetInstallationCredential replaces the credential state of
+	// installation id with to, provided its CredentialHash and
+	// CredentialPending are still from.Hash and from.Pending (the other
+	// fields of from are not compared), and returns the installation as
+	// updated. ErrNotFound when there is no such installation; ErrConflict
+	// when its credential changed meanwhile. to.Hash must be the hash of a
+	// fresh secret: the unique index refuses another installation's
+	// current credential, with an error that not every engine reports as
+	// ErrConflict.
+	SetInstallationCredential(ctx context.Context, id string, from, to InstallationCredential) (Installation, error)
 	Installation(ctx context.Context, id string) (Installation, error)
 	// DeleteInstallation removes the installation, and so its credential;
 	// ErrNotFound when there is none.

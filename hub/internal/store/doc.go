@@ -32,6 +32,9 @@
 //     value (the session signing key).
 //   - UpdateUser, RevokeAPIToken, TouchAPIToken: one single-row update each;
 //     TouchAPIToken is conditional on the last use being old enough.
+//   - SetInstallationCredential: one update conditional on the current
+//     credential hash and pending flag, so of two rotations (or a rotation
+//     and a confirmation) racing from the same state only one applies.
 //   - DeleteUser: deletes the user, then its bindings and tokens; what an
 //     interrupted delete leaves is inert, since every use loads the user.
 //

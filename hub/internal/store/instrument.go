@@ -106,6 +106,11 @@ func (s *instrumented) InstallationByCredential(ctx context.Context, hash string
 	return s.s.InstallationByCredential(ctx, hash)
 }
 
+func (s *instrumented) SetInstallationCredential(ctx context.Context, id string, from, to state.InstallationCredential) (_ state.Installation, err error) {
+	defer s.done("SetInstallationCredential", time.Now(), &err)
+	return s.s.SetInstallationCredential(ctx, id, from, to)
+}
+
 func (s *instrumented) Installation(ctx context.Context, id string) (_ state.Installation, err error) {
 	defer s.done("Installation", time.Now(), &err)
 	return s.s.Installation(ctx, id)

@@ -66,6 +66,9 @@ var mongoIndexes = map[string][]mongo.IndexModel{
 	"installations": {
 		{Keys: bson.D{{Key: "credential_hash", Value: 1}}, Options: options.Index().SetName("credential_hash_unique").SetUnique(true)},
 		{Keys: bson.D{{Key: "org_id", Value: 1}}, Options: options.Index().SetName("org")},
+		// Links presenting a rotated-out credential find their installation
+		// by it. Not unique: most documents have none.
+		{Keys: bson.D{{Key: "previous_credential_hash", Value: 1}}, Options: options.Index().SetName("previous_credential_hash")},
 	},
 	"api_tokens": {
 		{Keys: bson.D{{Key: "hash", Value: 1}}, Options: options.Index().SetName("hash_unique").SetUnique(true)},

@@ -79,6 +79,13 @@ type installationDoc struct {
 	// without a client certificate, and from those written before it
 	// existed: both read back as "", which binds nothing.
 	ClientKeyHash string `bson:"client_key_hash,omitempty"`
+	// The credential rotation fields are absent from documents of
+	// installations never rotated, and from those written before rotation
+	// existed: they read back as none, and not pending.
+	PreviousCredentialHash      string    `bson:"previous_credential_hash,omitempty"`
+	PreviousCredentialExpiresAt time.Time `bson:"previous_credential_expires_at,omitempty"`
+	CredentialRotatedAt         time.Time `bson:"credential_rotated_at,omitempty"`
+	CredentialPending           bool      `bson:"credential_pending,omitempty"`
 }
 
 func (d installationDoc) installation() state.Installation {
@@ -86,6 +93,8 @@ func (d installationDoc) installation() state.Installation {
 		ID: d.ID, OrgID: d.OrgID, EnvIDs: d.EnvIDs, CredentialHash: d.CredentialHash,
 		AgentVersion: d.AgentVersion, Hostname: d.Hostname, Online: d.Online,
 		LastSeen: d.LastSeen, CreatedAt: d.CreatedAt, ClientKeyHash: d.ClientKeyHash,
+		PreviousCredentialHash: d.PreviousCredentialHash, PreviousCredentialExpiresAt: d.PreviousCredentialExpiresAt,
+		CredentialRotatedAt: d.CredentialRotatedAt, CredentialPending: d.CredentialPending,
 	})
 }
 
@@ -232,6 +241,8 @@ func (s *Mongo) CreateInstallation(ctx context.Context, i state.Installation) er
 		ID: i.ID, OrgID: i.OrgID, EnvIDs: i.EnvIDs, CredentialHash: i.CredentialHash,
 		AgentVersion: i.AgentVersion, Hostname: i.Hostname, Online: i.Online,
 		LastSeen: i.LastSeen, CreatedAt: i.CreatedAt, ClientKeyHash: i.ClientKeyHash,
+		PreviousCredentialHash: i.PreviousCredentialHash, PreviousCredentialExpiresAt: i.PreviousCredentialExpiresAt,
+		CredentialRotatedAt: i.CredentialRotatedAt, CredentialPending: i.CredentialPending,
 	})
 	return s.err("create installation", err)
 }
@@ -245,9 +256,59 @@ func (s *Mongo) findInstallation(ctx context.Context, what string, filter bson.D
 	return d.installation(), nil
 }
 
-// InstallationByCredential implements state.Store.
+// InstallationByCredential implements state.Store. Each hash field has
+// its index; an empty hash matches nothing.
 func (s *Mongo) InstallationByCredential(ctx context.Context, hash string) (state.Installation, error) {
-	return s.findInstallation(ctx, "get installation by credential", bson.D{{Key: "credential_hash", Value: hash}})
+	if hash == "" {
+		return state.Installation{}, fmt.Errorf("get installation by credential: %w", state.ErrNotFound)
+	}
+	return s.findInstallation(ctx, "get installation by credential", bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "credential_hash", Value: hash}},
+		bson.D{{Key: "previous_credential_hash", Value: hash}},
+	}}})
+}
+
+// SetInstallationCredential implements state.Store with one conditional
+// update.
+func (s *Mongo) SetInstallationCredential(ctx context.Context, id string, from, to state.InstallationCredential) (state.Installation, error) {
+	what := "set credential of installation " + id
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "credential_hash", Value: from.Hash}}
+	if from.Pending {
+		filter = append(filter, bson.E{Key: "credential_pending", Value: true})
+	} else {
+		filter = append(filter, bson.E{Key: "credential_pending", Value: bson.D{{Key: "$ne", Value: true}}})
+	}
+	set := bson.D{{Key: "credential_hash", Value: to.Hash}}
+	unset := bson.D{}
+	field := func(name string, v any, zero bool) {
+		if zero {
+			unset = append(unset, bson.E{Key: name, Value: ""})
+		} else {
+			set = append(set, bson.E{Key: name, Value: v})
+		}
+	}
+	prevExpires, rotated := msTime(to.PreviousExpiresAt), msTime(to.RotatedAt)
+	field("previous_credential_hash", to.PreviousHash, to.PreviousHash == "")
+	field("previous_credential_expires_at", prevExpires, prevExpires.IsZero())
+	field("credential_rotated_at", rotated, rotated.IsZero())
+	field("credential_pending", true, !to.Pending)
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	var d installationDoc
+	err := s.installations.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Changed meanwhile, or missing: tell which.
+		if _, err := s.Installation(ctx, id); err != nil {
+			return state.Installation{}, err
+		}
+		return state.Installation{}, fmt.Errorf("%s: its credential changed meanwhile: %w", what, state.ErrConflict)
+	}
+	if err != nil {
+		return state.Installation{}, s.err(what, err)
+	}
+	return d.installation(), nil
 }
 
 // Installation implements state.Store.

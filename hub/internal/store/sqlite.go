@@ -236,6 +236,17 @@ CREATE TABLE audit_anchors (
 	`
 ALTER TABLE installations ADD COLUMN client_key_hash TEXT NOT NULL DEFAULT '';
 `,
+	// 5: credential rotation: the credential an installation's current one
+	// replaced and when it stops opening links, when the credential was
+	// last rotated, and whether the agent has yet to confirm the new one.
+	// Installations never rotated have none of these.
+	`
+ALTER TABLE installations ADD COLUMN previous_credential_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE installations ADD COLUMN previous_credential_expires_at INTEGER;
+ALTER TABLE installations ADD COLUMN credential_rotated_at INTEGER;
+ALTER TABLE installations ADD COLUMN credential_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX installations_previous_credential ON installations (previous_credential_hash);
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

@@ -169,16 +169,19 @@ func linkTokenUnusable(t state.LinkToken, now time.Time) error {
 
 // Installations.
 
-const installationColumns = `id, org_id, env_ids, credential_hash, agent_version, hostname, online, last_seen, created_at, client_key_hash`
+const installationColumns = `id, org_id, env_ids, credential_hash, agent_version, hostname, online, last_seen, created_at, client_key_hash,
+	previous_credential_hash, previous_credential_expires_at, credential_rotated_at, credential_pending`
 
 func scanInstallation(r rowScanner) (state.Installation, error) {
 	var i state.Installation
 	var envIDs string
-	var lastSeen, created sql.NullInt64
-	err := r.Scan(&i.ID, &i.OrgID, &envIDs, &i.CredentialHash, &i.AgentVersion, &i.Hostname, &i.Online, &lastSeen, &created, &i.ClientKeyHash)
+	var lastSeen, created, prevExpires, rotated sql.NullInt64
+	err := r.Scan(&i.ID, &i.OrgID, &envIDs, &i.CredentialHash, &i.AgentVersion, &i.Hostname, &i.Online, &lastSeen, &created, &i.ClientKeyHash,
+		&i.PreviousCredentialHash, &prevExpires, &rotated, &i.CredentialPending)
 	if err != nil {
 		return i, err
 	}
+	i.PreviousCredentialExpiresAt, i.CredentialRotatedAt = fromSQLTime(prevExpires), fromSQLTime(rotated)
 	if err := json.Unmarshal([]byte(envIDs), &i.EnvIDs); err != nil {
 		return i, fmt.Errorf("decode env_ids of installation %s: %w", i.ID, err)
 	}
@@ -201,17 +204,43 @@ func (s *SQLite) CreateInstallation(ctx context.Context, i state.Installation) e
 	if err != nil {
 		return fmt.Errorf("create installation: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO installations (`+installationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.w.ExecContext(ctx, `INSERT INTO installations (`+installationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		i.ID, i.OrgID, string(envJSON), i.CredentialHash, i.AgentVersion, i.Hostname, sqlBool(i.Online),
-		sqlTime(i.LastSeen), sqlTime(i.CreatedAt), i.ClientKeyHash)
+		sqlTime(i.LastSeen), sqlTime(i.CreatedAt), i.ClientKeyHash,
+		i.PreviousCredentialHash, sqlTime(i.PreviousCredentialExpiresAt), sqlTime(i.CredentialRotatedAt), sqlBool(i.CredentialPending))
 	return s.err("create installation", err)
 }
 
-// InstallationByCredential implements state.Store.
+// InstallationByCredential implements state.Store. Each hash column has
+// its index; an empty hash matches nothing.
 func (s *SQLite) InstallationByCredential(ctx context.Context, hash string) (state.Installation, error) {
+	if hash == "" {
+		return state.Installation{}, fmt.Errorf("get installation by credential: %w", state.ErrNotFound)
+	}
 	i, err := scanInstallation(s.r.QueryRowContext(ctx,
-		`SELECT `+installationColumns+` FROM installations WHERE credential_hash = ?`, hash))
+		`SELECT `+installationColumns+` FROM installations WHERE credential_hash = ?1 OR previous_credential_hash = ?1 LIMIT 1`, hash))
 	return i, s.err("get installation by credential", err)
+}
+
+// SetInstallationCredential implements state.Store with one conditional
+// UPDATE.
+func (s *SQLite) SetInstallationCredential(ctx context.Context, id string, from, to state.InstallationCredential) (state.Installation, error) {
+	what := "set credential of installation " + id
+	i, err := scanInstallation(s.w.QueryRowContext(ctx,
+		`UPDATE installations SET credential_hash = ?, previous_credential_hash = ?, previous_credential_expires_at = ?,
+		   credential_rotated_at = ?, credential_pending = ?
+		 WHERE id = ? AND credential_hash = ? AND credential_pending = ? RETURNING `+installationColumns,
+		to.Hash, to.PreviousHash, sqlTime(msTime(to.PreviousExpiresAt)), sqlTime(msTime(to.RotatedAt)), sqlBool(to.Pending),
+		id, from.Hash, sqlBool(from.Pending)))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Changed meanwhile, or missing: tell which.
+		var one int
+		if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM installations WHERE id = ?`, id).Scan(&one); err != nil {
+			return state.Installation{}, s.err(what, err)
+		}
+		return state.Installation{}, fmt.Errorf("%s: its credential changed meanwhile: %w", what, state.ErrConflict)
+	}
+	return i, s.err(what, err)
 }
 
 // Installation implements state.Store.

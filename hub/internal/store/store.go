@@ -189,6 +189,7 @@ func normInstallation(i state.Installation) state.Installation {
 		i.EnvIDs = nil
 	}
 	i.LastSeen, i.CreatedAt = msTime(i.LastSeen), msTime(i.CreatedAt)
+	i.PreviousCredentialExpiresAt, i.CredentialRotatedAt = msTime(i.PreviousCredentialExpiresAt), msTime(i.CredentialRotatedAt)
 	return i
 }
 

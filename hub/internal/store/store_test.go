@@ -161,4 +161,16 @@ func TestSQLiteUpgrade(t *testing.T) {
 	if err != nil || inst.ID != "i1" || inst.Hostname != "apim-1" || inst.ClientKeyHash != "" {
 		t.Errorf("installation after upgrade = %+v, %v", inst, err)
 	}
+	// Nor was its credential ever rotated; an empty hash (the previous
+	// credential of every such installation) finds nothing.
+	if inst.PreviousCredentialHash != "" || !inst.PreviousCredentialExpiresAt.IsZero() || !inst.CredentialRotatedAt.IsZero() || inst.CredentialPending {
+		t.Errorf("installation after upgrade has a rotation: %+v", inst)
+	}
+	if _, err := s.InstallationByCredential(ctx, ""); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("InstallationByCredential(\"\") after upgrade: %v, want not found", err)
+	}
+	// It can be rotated.
+	if _, err := s.SetInstallationCredential(ctx, "i1", inst.Credential(), state.InstallationCredential{Hash: "c2", PreviousHash: "c1", Pending: true}); err != nil {
+		t.Errorf("rotate after upgrade: %v", err)
+	}
 }

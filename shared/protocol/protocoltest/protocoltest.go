@@ -56,6 +56,8 @@ func bodyOf(op protocol.Op) (any, bool) {
 		return &protocol.Decision{}, true
 	case protocol.OpCancelPromotion:
 		return &protocol.CancelRequest{}, true
+	case protocol.OpRotateCredential:
+		return &protocol.CredentialRotation{}, true
 	}
 	return nil, false
 }
@@ -132,7 +134,7 @@ func CheckGolden(t *testing.T, dir string) {
 			t.Errorf("no golden file for message type %s", typ)
 		}
 	}
-	for _, op := range []protocol.Op{protocol.OpListTargets, protocol.OpRequestPromotion, protocol.OpExportAPI, protocol.OpDeliverPromotion, protocol.OpReportDecision, protocol.OpPromotionUpdate, protocol.OpCancelPromotion, protocol.OpListPromotions} {
+	for _, op := range []protocol.Op{protocol.OpListTargets, protocol.OpRequestPromotion, protocol.OpExportAPI, protocol.OpDeliverPromotion, protocol.OpReportDecision, protocol.OpPromotionUpdate, protocol.OpCancelPromotion, protocol.OpListPromotions, protocol.OpRotateCredential} {
 		if !ops[op] {
 			t.Errorf("no golden file for operation %s", op)
 		}

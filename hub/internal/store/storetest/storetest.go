@@ -68,6 +68,8 @@ func RunConfig(t *testing.T, cfg Config, open func(t *testing.T) state.Store) {
 		{"Installations", testInstallations},
 		{"UpdateInstallationSeen", testUpdateInstallationSeen},
 		{"MarkAllOffline", testMarkAllOffline},
+		{"InstallationCredential", testInstallationCredential},
+		{"SetInstallationCredentialConcurrent", testSetInstallationCredentialConcurrent},
 		{"APITokens", testAPITokens},
 		{"APITokenLifecycle", testAPITokenLifecycle},
 		{"TouchAPITokenConcurrent", testTouchAPITokenConcurrent},
