@@ -330,8 +330,10 @@ func (s *session) deliver(env *protocol.Envelope) {
 
 func (s *session) handle(ctx context.Context, env *protocol.Envelope, ans *answer) {
 	reply := func(r *protocol.Reply) {
-		ans.set(r)
+		// Queued before a copy of the command may answer with it, so the
+		// first reply always goes first.
 		s.reply(env.ID, r)
+		ans.set(r)
 	}
 	var cmd protocol.Command
 	if err := env.DecodePayload(&cmd); err != nil {
