@@ -80,8 +80,14 @@ func (c *Conn) rememberCommand(id string) (a *answer, fresh bool) {
 	return a, true
 }
 
-// recentCommandsFor is how long a link remembers a command id and its reply.
-const recentCommandsFor = 2 * time.Minute
+// recentCommandsFor is how long a link remembers a command id and its reply:
+// long enough for a copy the network made (it arrives within a round trip,
+// about a second on the slowest link the catalogue tests), short enough
+// that the memory held per link stays a few seconds' worth of commands. A
+// copy arriving later runs again, which the operations allow: a decision
+// already recorded is answered as such, a second promotion request meets
+// the one-active-promotion rule. An agent's own retries use new ids.
+const recentCommandsFor = 10 * time.Second
 
 // answer is the reply a command got, kept so that a copy of the command
 // (a frame the network duplicated, or an agent retrying on the same link)
