@@ -89,11 +89,17 @@ func TestDegradedLink(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	// Sessions last 15 minutes; the full-size run takes longer, so the
+	// admin signs in again when the agent says the session is over.
+	admin := newAccepter(w.prodAgnt.url, w.hubURL, w.prodAgnt.session)
 	acceptWhenDelivered := func(id string) {
 		for {
-			st, err := tryJSON(ctx, "POST", w.prodAgnt.url+"/api/v1/tasks/"+id+"/_accept", w.prodAgnt.session, map[string]any{}, nil)
+			st, err := tryJSON(ctx, "POST", w.prodAgnt.url+"/api/v1/tasks/"+id+"/_accept", admin.session, map[string]any{}, nil)
 			if err == nil && st == http.StatusOK {
 				return
+			}
+			if err == nil && st == http.StatusUnauthorized {
+				admin.signIn(ctx)
 			}
 			if ctx.Err() != nil {
 				t.Fatalf("promotion %s never reached the Prod agent (last %d %v)", id, st, err)
