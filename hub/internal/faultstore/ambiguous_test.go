@@ -126,15 +126,7 @@ func TestAmbiguousCreate(t *testing.T) {
 // once the trail can be written, the same request succeeds.
 func TestFailClosed(t *testing.T) {
 	st, srv := newAPI(t)
-	for _, c := range []call{
-		{"create org", "POST", "/api/v1/orgs", `{"name":"demo"}`, http.StatusCreated},
-		{"create Dev", "POST", "/api/v1/orgs/demo/environments", `{"name":"Dev"}`, http.StatusCreated},
-		{"create Prod", "POST", "/api/v1/orgs/demo/environments", `{"name":"Prod"}`, http.StatusCreated},
-	} {
-		if status, _, b := do(t, srv, c); status != c.ok {
-			t.Fatalf("%s: %d %s", c.name, status, b)
-		}
-	}
+	createDemo(t, srv, "Dev", "Prod")
 	ctx := context.Background()
 	org, err := st.Org(ctx, "demo")
 	if err != nil {
@@ -183,15 +175,7 @@ func TestFailClosed(t *testing.T) {
 // the first request made (Idempotent-Replayed), and there is exactly one.
 func TestAmbiguousCreateOverHTTP(t *testing.T) {
 	st, srv := newAPI(t)
-	for _, c := range []call{
-		{"create org", "POST", "/api/v1/orgs", `{"name":"demo"}`, http.StatusCreated},
-		{"create Dev", "POST", "/api/v1/orgs/demo/environments", `{"name":"Dev"}`, http.StatusCreated},
-		{"create Prod", "POST", "/api/v1/orgs/demo/environments", `{"name":"Prod"}`, http.StatusCreated},
-	} {
-		if status, _, b := do(t, srv, c); status != c.ok {
-			t.Fatalf("%s: %d %s", c.name, status, b)
-		}
-	}
+	createDemo(t, srv, "Dev", "Prod")
 	ctx := context.Background()
 	org, err := st.Org(ctx, "demo")
 	if err != nil {

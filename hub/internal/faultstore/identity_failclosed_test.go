@@ -18,14 +18,7 @@ import (
 // ACTION_NOT_DONE entry after its own, so the trail claims nothing false.
 func TestIdentityFailClosed(t *testing.T) {
 	st, srv := newAPI(t)
-	for _, c := range []call{
-		{"create org", "POST", "/api/v1/orgs", `{"name":"demo"}`, http.StatusCreated},
-		{"create Prod", "POST", "/api/v1/orgs/demo/environments", `{"name":"Prod"}`, http.StatusCreated},
-	} {
-		if status, _, b := do(t, srv, c); status != c.ok {
-			t.Fatalf("%s: %d %s", c.name, status, b)
-		}
-	}
+	createDemo(t, srv, "Prod")
 	ctx := context.Background()
 	org, err := st.Org(ctx, "demo")
 	if err != nil {

@@ -183,3 +183,18 @@ func TestOutage(t *testing.T) {
 		t.Errorf("audit verify after recovery: %d %s", status, b)
 	}
 }
+
+// createDemo creates organization demo and its environments envs through
+// the REST API.
+func createDemo(t *testing.T, srv *httptest.Server, envs ...string) {
+	t.Helper()
+	cs := []call{{"create org", "POST", "/api/v1/orgs", `{"name":"demo"}`, http.StatusCreated}}
+	for _, e := range envs {
+		cs = append(cs, call{"create " + e, "POST", "/api/v1/orgs/demo/environments", `{"name":"` + e + `"}`, http.StatusCreated})
+	}
+	for _, c := range cs {
+		if status, _, b := do(t, srv, c); status != c.ok {
+			t.Fatalf("%s: %d %s", c.name, status, b)
+		}
+	}
+}
