@@ -16,4 +16,14 @@ make -s build
 echo "== chromium for the browser tests"
 scripts/ensure-chromium.sh
 echo "== go test -race"
-go test -race -count=1 -timeout 12m ./shared/... ./hub/... ./agent/... 2>&1 | tee /tmp/ferry-test.log
+log=$(mktemp -t ferry-test.XXXXXX.log)
+status=0
+go test -race -count=1 -timeout 12m ./shared/... ./hub/... ./agent/... 2>&1 | tee "$log" || status=$?
+if [ "$status" -ne 0 ]; then
+  # A failing end-to-end test logs its processes' output after its own
+  # messages; repeat the tests' lines here so the end of the output says
+  # what failed (CI shows the end).
+  echo "== what failed (test lines of the failing packages; full log: $log)"
+  grep -E '^\s*(--- FAIL|[A-Za-z0-9_]+_test\.go:[0-9]+: |panic: |FAIL\s)' "$log" | grep -v 'proc.go' | tail -60 || true
+fi
+exit "$status"
