@@ -165,17 +165,22 @@ func (c *Conn) nextID() string {
 	return fmt.Sprintf("h%d", c.seq)
 }
 
-// Call sends a command and waits for its reply, the context's deadline (or
-// the endpoint's call timeout when it has none) or the connection's end.
+// DefaultSlowLinkRate is Config.SlowLinkRate's default: 32 KiB/s, half the
+// 64 KiB/s of the catalogue's degraded link (row A6).
+const DefaultSlowLinkRate = 32 << 10
+
+// Call sends a command and waits for its reply, the context's deadline or
+// the connection's end. A context without a deadline gets the endpoint's
+// call timeout plus the command's size at its slow-link rate (callTimeout).
 func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMessage, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.ep.cfg.CallTimeout)
-		defer cancel()
-	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.callTimeout(len(raw)))
+		defer cancel()
 	}
 	id := c.nextID()
 	env, err := protocol.New(protocol.TypeCommand, id, "", &protocol.Command{Op: op, Body: raw})
@@ -221,6 +226,16 @@ func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMess
 		return nil, r.Error
 	}
 	return r.Body, nil
+}
+
+// callTimeout is the deadline of a call of size bytes without one: the
+// endpoint's call timeout plus the time the command takes at the
+// slow-link rate. The socket accepts a frame into kernel buffers long
+// before a throttled link has carried it, so the deadline cannot start
+// when the write returns; it allows for the size instead.
+func (c *Conn) callTimeout(size int) time.Duration {
+	cfg := c.ep.cfg
+	return cfg.CallTimeout + time.Duration(float64(size)/cfg.SlowLinkRate*float64(time.Second))
 }
 
 // writeLoop owns every write on the socket.

@@ -68,6 +68,30 @@ func TestCallErrorReply(t *testing.T) {
 	}
 }
 
+// TestCallDeadlineGrowsWithSize is the A6 finding: a call without a
+// deadline is allowed the endpoint's call timeout plus its command's size
+// at the slow-link rate, so a large delivery that a slow link carries for
+// longer than the call timeout is not timed out (and sent again behind
+// itself). The agent here answers every command after 600 ms; the call
+// timeout is 200 ms and the slow-link rate 10 KiB/s, so a 20 KiB command
+// has about 2.2 s and a small one 200 ms.
+func TestCallDeadlineGrowsWithSize(t *testing.T) {
+	h := newTestHub(t, link.Config{CallTimeout: 200 * time.Millisecond, SlowLinkRate: 10 << 10}, nil)
+	h.connect(t, &agenttest.Agent{Credential: cred1, OnCommand: func(*agenttest.Conn, *protocol.Command) *protocol.Reply {
+		time.Sleep(600 * time.Millisecond)
+		r, _ := protocol.OKReply(map[string]bool{"stored": true})
+		return r
+	}})
+	large := protocol.ExportRequest{APIID: strings.Repeat("a", 20<<10)}
+	if err := h.ep.Registry().Call(context.Background(), ins1, protocol.OpExportAPI, large, nil); err != nil {
+		t.Errorf("a 20 KiB call answered after 600 ms: %v, want it answered (allowed ~2.2 s)", err)
+	}
+	err := h.ep.Registry().Call(context.Background(), ins1, protocol.OpExportAPI, protocol.ExportRequest{APIID: "a"}, nil)
+	if codeOf(err) != protocol.CodeTimeout {
+		t.Errorf("a small call answered after 600 ms: %v, want %s (allowed ~200 ms)", err, protocol.CodeTimeout)
+	}
+}
+
 func TestCallTimeout(t *testing.T) {
 	tests := []struct {
 		name string

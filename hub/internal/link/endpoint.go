@@ -21,14 +21,20 @@ import (
 
 // Config tunes the endpoint. Zero fields take the defaults in parentheses.
 type Config struct {
-	PingInterval  time.Duration // how often the hub pings (10s)
-	PongWait      time.Duration // silence after which the link is dead (30s)
-	WriteWait     time.Duration // deadline of every write (10s)
-	HelloTimeout  time.Duration // time allowed for the first frame (10s)
-	CallTimeout   time.Duration // deadline of a call without one (30s)
-	SendQueue     int           // frames queued per connection (16)
-	MaxInflight   int           // agent commands handled at once per connection (8)
-	MaxFrameBytes int64         // read limit (protocol.MaxFrameBytes)
+	PingInterval time.Duration // how often the hub pings (10s)
+	PongWait     time.Duration // silence after which the link is dead (30s)
+	WriteWait    time.Duration // deadline of every write (10s)
+	HelloTimeout time.Duration // time allowed for the first frame (10s)
+	CallTimeout  time.Duration // deadline of a call without one (30s), plus the frame's time at SlowLinkRate
+	// SlowLinkRate is the slowest link, in bytes per second, over which a
+	// call without a deadline still gets its answer in time
+	// (DefaultSlowLinkRate): a call's deadline grows by its frame's size
+	// at that rate, so that a large delivery over a slow link is not
+	// timed out and sent again while its first copy is still on the way.
+	SlowLinkRate  float64
+	SendQueue     int   // frames queued per connection (16)
+	MaxInflight   int   // agent commands handled at once per connection (8)
+	MaxFrameBytes int64 // read limit (protocol.MaxFrameBytes)
 	HubVersion    string
 	// ReconnectRate is the redials per second the hub asks for after a
 	// restart (DefaultReconnectRate): each hello reply advertises a
@@ -62,6 +68,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = protocol.MaxFrameBytes
+	}
+	if c.SlowLinkRate <= 0 {
+		c.SlowLinkRate = DefaultSlowLinkRate
 	}
 	if c.ReconnectRate <= 0 {
 		c.ReconnectRate = DefaultReconnectRate

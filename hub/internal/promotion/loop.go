@@ -132,13 +132,14 @@ func (s *Service) pass(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 // deliver hands the task to the target agent, which acknowledges only after
-// storing it, then marks the promotion TO_BE_VALIDATED.
+// storing it, then marks the promotion TO_BE_VALIDATED. The call has the
+// link's deadline, which grows with the definition's size: timing a large
+// delivery out while it is still on a slow link would send it again behind
+// itself, and every later delivery would queue behind both (row A6).
 func (s *Service) deliver(ctx context.Context, p state.Promotion) {
 	msg := s.Wire(ctx, p)
 	msg.Definition = p.Definition
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := s.disp.CallEnv(cctx, p.TargetEnvID, protocol.OpDeliverPromotion, msg, nil); err != nil {
+	if err := s.disp.CallEnv(ctx, p.TargetEnvID, protocol.OpDeliverPromotion, msg, nil); err != nil {
 		if ctx.Err() == nil {
 			s.m.deliveryRetries.Inc()
 			s.log.Warn("promotion not delivered to the target agent yet; will retry", "promotion_id", p.ID, "err", err)

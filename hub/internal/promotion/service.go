@@ -580,7 +580,26 @@ func (s *Service) Decide(ctx context.Context, orgID, installationID string, serv
 	if p.Status.Terminal() {
 		return s.decided(ctx, p, to, d)
 	}
-	p2, err := s.store.UpdatePromotion(ctx, p.ID, state.PromotionUpdate{From: undecided, To: to, TargetAPIID: d.TargetAPIID, Reason: d.Reason, At: s.now().UTC()})
+	now := s.now().UTC()
+	upd := state.PromotionUpdate{From: undecided, To: to, TargetAPIID: d.TargetAPIID, Reason: d.Reason, At: now}
+	// A decision on a promotion the hub has not seen delivered proves the
+	// agent stored the task: the delivery's answer was lost, or is late on
+	// a slow link. The decision then records the delivery too, in the same
+	// write, only if the promotion is still CREATED (else the delivery was
+	// recorded meanwhile, with its own audit entry).
+	deliveredNow := false
+	var p2 state.Promotion
+	if p.Status == protocol.PromotionCreated && p.DeliveredAt.IsZero() {
+		first := upd
+		first.From, first.Delivered = []protocol.PromotionStatus{protocol.PromotionCreated}, true
+		p2, err = s.store.UpdatePromotion(ctx, p.ID, first)
+		deliveredNow = err == nil
+		if errors.Is(err, state.ErrConflict) {
+			p2, err = s.store.UpdatePromotion(ctx, p.ID, upd)
+		}
+	} else {
+		p2, err = s.store.UpdatePromotion(ctx, p.ID, upd)
+	}
 	if errors.Is(err, state.ErrConflict) {
 		cur, gerr := s.store.Promotion(ctx, p.ID)
 		if gerr != nil {
@@ -594,6 +613,11 @@ func (s *Service) Decide(ctx context.Context, orgID, installationID string, serv
 	s.m.transitions.WithLabelValues(string(to)).Inc()
 	if !p.DeliveredAt.IsZero() {
 		s.m.decision.Observe(s.now().Sub(p.DeliveredAt).Seconds())
+	}
+	if deliveredNow {
+		s.log.Info("promotion's delivery confirmed by the target's decision (the delivery's own answer was lost or late)", "promotion_id", p.ID)
+		s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionDelivered, Actor: "hub", EnvID: p.TargetEnvID, PromotionID: p.ID,
+			Detail: fmt.Sprintf("task raised for %s in the target environment; confirmed by the agent's decision, the delivery's own answer was lost or late", p.APIName)})
 	}
 	s.log.Info("promotion decided", "promotion_id", p.ID, "status", to, "actor", d.Actor)
 	// Fail closed (row E3): the decision is acknowledged only once its
