@@ -110,6 +110,36 @@ func TestHubConsole(t *testing.T) {
 		t.Errorf("the revoked token still works at the hub: %d", st)
 	}
 
+	// A credential rotated from the console: the agent takes the new one
+	// over its link (the hub says it was notified), stays online, and the
+	// trail says who rotated it.
+	hc.do("open Installations for a rotation", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))
+	hc.waitJS("two installations with a Rotate button", `document.querySelectorAll('#installations tr[data-installation-id] button.rotate').length === 2`, 20*time.Second)
+	devID := hc.evalString("Dev's installation", `[...document.querySelectorAll('#installations tr[data-installation-id]')].find(r => r.children[1].innerText.includes("Dev")).dataset.installationId`)
+	_, _ = hc.eval(`window.confirm = () => true`)
+	hc.do("rotate Dev's credential", chromedp.Click(css(`#installations tr[data-installation-id="`+devID+`"] button.rotate`)))
+	hc.waitJS("the rotation confirmed by the agent", `document.querySelector("#inst-msg").classList.contains("msg-ok") && document.querySelector("#inst-msg").innerText.includes("rotated")`, 20*time.Second)
+	hc.shot("credential-rotated")
+	var rotated struct {
+		Items []struct{ Event, Actor, Detail string }
+	}
+	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/audit?event=CREDENTIAL_ROTATED", nil, &rotated)
+	if len(rotated.Items) != 1 || !strings.Contains(rotated.Items[0].Detail, devID) || !strings.Contains(rotated.Items[0].Actor, orgAdmin) {
+		t.Errorf("audit of the rotation: %+v, want one CREDENTIAL_ROTATED of %s by %s", rotated.Items, devID, orgAdmin)
+	}
+	var insts struct {
+		Items []struct {
+			ID, Status        string
+			CredentialPending bool
+		}
+	}
+	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/installations", nil, &insts)
+	for _, i := range insts.Items {
+		if i.ID == devID && (i.Status != "online" || i.CredentialPending) {
+			t.Errorf("Dev's installation after the rotation: %+v, want online with the new credential confirmed", i)
+		}
+	}
+
 	// An installation revoked from the console: its row goes, its agent
 	// is disconnected and stops, and the trail says who did it.
 	hc.do("open Installations again", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))

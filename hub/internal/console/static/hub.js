@@ -267,9 +267,27 @@
         cells: [el("div", {}, el("strong", {}, i.hostname || "(no hostname)"), el("div", {class: "mono small muted"}, i.id)),
           (i.environments || []).map(e => e.name || e.id).join(", ") || "—", presence(i.status), i.agentVersion || "—",
           when(i.lastSeen), when(i.createdAt),
-          el("button", {type: "button", class: "danger revoke", onclick: (ev) => revoke(i, ev.target)}, "Revoke")]})),
+          el("div", {class: "row-actions"},
+            el("button", {type: "button", class: "rotate", title: "Give the agent a new credential; the current one stops opening links when the overlap ends",
+              onclick: (ev) => rotate(i, ev.target)}, "Rotate credential"),
+            el("button", {type: "button", class: "danger revoke", onclick: (ev) => revoke(i, ev.target)}, "Revoke"))]})),
         {caption: "Installations", empty: "No installation is linked yet. Create a link token on the Environments page."}));
     });
+    async function rotate(i, btn) {
+      const name = i.hostname || i.id;
+      if (!confirm("Rotate the credential of " + name + "? The hub makes a new one and sends it to the agent; " +
+        "the current one keeps opening links only until the overlap ends.")) return;
+      btn.disabled = true;
+      try {
+        const r = await api(orgPath("/installations/" + encodeURIComponent(i.id) + "/_rotate-credential"), {method: "POST"});
+        const detail = r.detail ? r.detail.charAt(0).toUpperCase() + r.detail.slice(1) + "." : "";
+        say("#inst-msg", r.agentNotified ? "ok" : "warn", "Credential of " + name + " rotated. " + detail);
+      } catch (e) {
+        say("#inst-msg", "error", describe(e, "The credential was not rotated"));
+      } finally {
+        btn.disabled = false;
+      }
+    }
     async function revoke(i, btn) {
       const name = i.hostname || i.id;
       const envs = (i.environments || []).map(e => e.name || e.id).join(", ") || "its environments";
