@@ -87,14 +87,23 @@ func TestDecisionFailClosed(t *testing.T) {
 	if len(es) != 1 || es[0].Actor != admin.Name || !strings.Contains(es[0].Detail, "prod-api-1 created") {
 		t.Fatalf("accepted entries: %+v, want exactly one, by the caller, naming prod-api-1", es)
 	}
-	// Another report and the catch-up, later, write nothing more, though
-	// the promotion has more entries than a page before its decision's.
+	// Another report, later, writes nothing more, though the promotion
+	// has more entries than a page before its decision's. The catch-up
+	// writes one: the delivery the first report recorded (no agent took
+	// this promotion, so the decision was its proof of delivery), whose
+	// entry failed with the trail; never a second decision entry.
 	advance(time.Hour)
 	if err := report(); err != nil {
 		t.Fatalf("report after the entry: %v", err)
 	}
+	if n, err := promos.CatchUp(ctx, time.Time{}, clock().Add(time.Second)); err != nil || n != 1 {
+		t.Errorf("catch-up wrote %d entries, %v; want 1 (the delivery's)", n, err)
+	}
+	if es, err := trail.List(ctx, state.AuditFilter{OrgID: "o1", PromotionID: p.ID, Event: audit.PromotionDelivered}); err != nil || len(es) != 1 {
+		t.Errorf("delivery entries: %+v, %v; want one, written by the catch-up", es, err)
+	}
 	if n, err := promos.CatchUp(ctx, time.Time{}, clock().Add(time.Second)); err != nil || n != 0 {
-		t.Errorf("catch-up wrote %d entries, %v; want none", n, err)
+		t.Errorf("catch-up again wrote %d entries, %v; want none", n, err)
 	}
 	if es := accepted(); len(es) != 1 {
 		t.Fatalf("accepted entries at the end: %d, want 1", len(es))

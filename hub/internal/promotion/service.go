@@ -277,6 +277,13 @@ func (s *Service) Create(ctx context.Context, r Request) (state.Promotion, error
 		if activeID == "" {
 			return state.Promotion{}, errKeyTaken
 		}
+		if _, gerr := s.store.Promotion(ctx, activeID); errors.Is(gerr, state.ErrNotFound) {
+			// The lock's holder is being stored by another request, or
+			// its hub died before storing it (the lock is recovered after
+			// a minute): not a promotion the caller could act on.
+			return state.Promotion{}, protocol.Errorf(protocol.CodeUnavailable,
+				"another request for this API and target environment is being stored, or was interrupted by a hub restart; retry in a few seconds")
+		}
 		return state.Promotion{}, &ActiveError{ID: activeID}
 	}
 	if err != nil {

@@ -27,8 +27,9 @@ import (
 // UPDATE … RETURNING runs alone. Reads use a separate read-only pool and,
 // thanks to WAL, never wait for the writer.
 type SQLite struct {
-	w         *sql.DB // the single writer connection
-	r         *sql.DB // read-only connections
+	w         *sql.DB  // the single writer connection
+	r         *sql.DB  // read-only connections
+	dirLock   *os.File // held while open (lockDir)
 	log       *slog.Logger
 	closed    atomic.Bool // set by Close
 	closeOnce sync.Once
@@ -262,6 +263,15 @@ func OpenSQLite(ctx context.Context, dir string, logger *slog.Logger) (*SQLite, 
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	dirLock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	unlock := func() {
+		if dirLock != nil {
+			dirLock.Close()
+		}
+	}
 	dsn := func(query url.Values) string {
 		query.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 		query.Set("_foreign_keys", "1")
@@ -274,21 +284,29 @@ func OpenSQLite(ctx context.Context, dir string, logger *slog.Logger) (*SQLite, 
 		"_txlock":       {"immediate"},
 	}))
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &SQLite{w: w, log: logger.With("component", "store", "engine", "sqlite")}
+	s := &SQLite{w: w, dirLock: dirLock, log: logger.With("component", "store", "engine", "sqlite")}
 	// Open the writer first: it switches the file to WAL.
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
+		unlock()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := s.recoverPromotionLocks(ctx); err != nil {
+		w.Close()
+		unlock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
 	if err != nil {
 		w.Close()
+		unlock()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
@@ -365,6 +383,9 @@ func (s *SQLite) Close() error {
 			rerr = s.r.Close()
 		}
 		s.closeErr = errors.Join(rerr, s.w.Close())
+		if s.dirLock != nil {
+			s.dirLock.Close()
+		}
 	})
 	return s.closeErr
 }
@@ -429,6 +450,22 @@ func sqlBool(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// recoverPromotionLocks deletes the active-promotion locks whose promotion
+// does not exist: a hub killed between taking a lock and storing its
+// promotion leaves one, and until it is a minute old (staleLockAge) it
+// would refuse every request for that API and target. Only this process
+// writes the file (lockDir), so at open no creation is in progress.
+func (s *SQLite) recoverPromotionLocks(ctx context.Context) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM active_promotions WHERE promotion_id NOT IN (SELECT id FROM promotions)`)
+	if err != nil {
+		return sqliteErr("recover promotion locks", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.WarnContext(ctx, "recovered promotion locks left by an interrupted creation; their requests can be retried", "locks", n)
+	}
+	return nil
 }
 
 // The lock primitives of CreatePromotion.

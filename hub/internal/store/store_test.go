@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,5 +173,67 @@ func TestSQLiteUpgrade(t *testing.T) {
 	// It can be rotated.
 	if _, err := s.SetInstallationCredential(ctx, "i1", inst.Credential(), state.InstallationCredential{Hash: "c2", PreviousHash: "c1", Pending: true}); err != nil {
 		t.Errorf("rotate after upgrade: %v", err)
+	}
+}
+
+// TestOpenSQLiteDataDirInUse: a second hub on the same data directory is
+// refused at open with what to do, and the directory is free again once
+// the first closes.
+func TestOpenSQLiteDataDirInUse(t *testing.T) {
+	dir, ctx := t.TempDir(), t.Context()
+	s, err := OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	_, err = OpenSQLite(ctx, dir, testLogger())
+	if err == nil || !strings.Contains(err.Error(), "in use by another ferry-hub") {
+		t.Errorf("second OpenSQLite of the same directory = %v, want it refused as in use", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatalf("OpenSQLite after the first closed: %v", err)
+	}
+	s.Close()
+}
+
+// TestOpenSQLiteRecoversInterruptedCreation: a hub killed between taking
+// a promotion's lock and storing the promotion leaves the lock; the next
+// open removes it, so a retry of the request is not refused as conflicting
+// with a promotion that does not exist.
+func TestOpenSQLiteRecoversInterruptedCreation(t *testing.T) {
+	dir, ctx := t.TempDir(), t.Context()
+	s, err := OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := lockKey{TargetEnvID: "env_prod", CrossID: "cross-1"}
+	if err := s.insertLock(ctx, k, "prm_never_stored", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	kept := lockKey{TargetEnvID: "env_prod", CrossID: "cross-2"}
+	p := state.Promotion{ID: "prm_stored", OrgID: "o1", SourceEnvID: "env_dev", TargetEnvID: kept.TargetEnvID, CrossID: kept.CrossID,
+		APIID: "api-2", APIName: "two", Definition: []byte(`{}`), Requester: "r", Status: "CREATED", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if _, err := s.CreatePromotion(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = OpenSQLite(ctx, dir, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.lockHolder(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("lock of the promotion never stored after reopening: %v, want it gone", err)
+	}
+	if holder, _, err := s.lockHolder(ctx, kept); err != nil || holder != p.ID {
+		t.Errorf("lock of a stored promotion after reopening: %q, %v; want it kept", holder, err)
+	}
+	p.ID, p.CrossID, p.APIID = "prm_retry", k.CrossID, "api-1"
+	if _, err := s.CreatePromotion(ctx, p); err != nil {
+		t.Errorf("the retried creation: %v, want it stored", err)
 	}
 }
