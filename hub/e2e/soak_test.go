@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -44,7 +46,10 @@ import (
 // its samples range over a factor of two with what is in flight, so only
 // a gross leak (the heap doubling in half a minute) is a failure in `make
 // test`. G1's ±10 % is a memory target, checked by scripts/soak at full
-// size, which sets FERRY_SOAK_MAX_DRIFT=10.
+// size, which sets FERRY_SOAK_MAX_DRIFT=10. The hub's RSS slope after
+// warm-up (least squares, MiB/h) is logged; FERRY_SOAK_MAX_RSS_SLOPE
+// (MiB/h) makes it a check, which scripts/soak sets to 1 for runs of an
+// hour or more (G2).
 //
 // The hub runs with FERRY_RATE_LIMIT_TOKEN=100:200 and
 // FERRY_RATE_LIMIT_SIGNIN=off: the test drives every promotion, the
@@ -61,6 +66,10 @@ func TestSoak(t *testing.T) {
 	rate := chaosInt(t, "FERRY_SOAK_RATE", 5)
 	cutEvery := chaosDuration(t, "FERRY_SOAK_CUT", 10*time.Second)
 	maxDrift := float64(chaosInt(t, "FERRY_SOAK_MAX_DRIFT", 100))
+	maxRSSSlope := 0.0 // not checked unless set: a short run's slope says nothing per hour
+	if os.Getenv("FERRY_SOAK_MAX_RSS_SLOPE") != "" {
+		maxRSSSlope = float64(chaosInt(t, "FERRY_SOAK_MAX_RSS_SLOPE", 1))
+	}
 	if k < 2 {
 		t.Fatal("FERRY_SOAK_AGENTS must be at least 2: promotions go from one environment to another")
 	}
@@ -280,7 +289,11 @@ func TestSoak(t *testing.T) {
 	warm, window := loadEnd/3, max(loadEnd/6, 8*time.Second)
 	var early, late []float64
 	var heapMin, heapMax float64
+	var rssAt, rss []float64 // after warm-up, for the RSS slope
 	for _, s := range samples {
+		if s.at >= warm && s.at < loadEnd {
+			rssAt, rss = append(rssAt, s.at.Hours()), append(rss, s.g.rss/(1<<20))
+		}
 		if s.at >= warm && s.at < warm+window {
 			early = append(early, s.g.heap)
 		}
@@ -297,6 +310,7 @@ func TestSoak(t *testing.T) {
 	nSamples := len(samples)
 	smu.Unlock()
 	heapWarm, heapEnd := quantile(early, 0.25), quantile(late, 0.25)
+	rssSlope := slope(rssAt, rss) // MiB per hour
 	drift := 0.0
 	if heapWarm > 0 {
 		drift = (heapEnd - heapWarm) / heapWarm * 100
@@ -322,9 +336,9 @@ func TestSoak(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("soak summary: agents=%d duration=%v rate=%d/s cut_every=%v cuts=%d submitted=%d answered=%d accepted=%d lost=%d duplicates=%d heap_warm=%.1fMiB heap_end=%.1fMiB heap_drift=%+.1f%% heap_range=%.1f-%.1fMiB samples=%d goroutines=%v->%v fds=%v->%v",
+	t.Logf("soak summary: agents=%d duration=%v rate=%d/s cut_every=%v cuts=%d submitted=%d answered=%d accepted=%d lost=%d duplicates=%d heap_warm=%.1fMiB heap_end=%.1fMiB heap_drift=%+.1f%% heap_range=%.1f-%.1fMiB rss_slope=%+.2fMiB/h samples=%d goroutines=%v->%v fds=%v->%v",
 		k, dur, rate, cutEvery, cuts, submitted, len(answered), len(list)-lost, lost, duplicates, heapWarm/(1<<20), heapEnd/(1<<20), drift,
-		heapMin/(1<<20), heapMax/(1<<20), nSamples, base.goroutines, after.goroutines, base.fds, after.fds)
+		heapMin/(1<<20), heapMax/(1<<20), rssSlope, nSamples, base.goroutines, after.goroutines, base.fds, after.fds)
 	if len(answered) == 0 {
 		t.Error("no promotion was answered 201")
 	}
@@ -333,6 +347,9 @@ func TestSoak(t *testing.T) {
 	} else if drift > maxDrift && heapEnd-heapWarm > heapSlack {
 		t.Errorf("hub live heap grew from %.1f MiB after warm-up to %.1f MiB at the end (%+.1f%%), want at most +%.0f%% (or +512 KiB): a leak of about %.1f KiB per promotion",
 			heapWarm/(1<<20), heapEnd/(1<<20), drift, maxDrift, (heapEnd-heapWarm)/1024/float64(max(1, len(answered)/2)))
+	}
+	if maxRSSSlope > 0 && rssSlope > maxRSSSlope {
+		t.Errorf("hub RSS grew by %.2f MiB/h after warm-up (least squares over %d samples), want below %.0f MiB/h", rssSlope, len(rss), maxRSSSlope)
 	}
 	if !back {
 		t.Errorf("30s after the agents left: hub goroutines %v (before: %v), open FDs %v (before: %v), agents connected %v; want within ±5 and 0",
@@ -351,6 +368,21 @@ const heapSlack = 512 << 10
 
 func near(a, b, d float64) bool { return a >= b-d && a <= b+d }
 
+// slope is the least-squares slope of ys over xs; 0 with fewer than two
+// distinct xs.
+func slope(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx, sy, sxx, sxy = sx+xs[i], sy+ys[i], sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
+
 // quantile returns the q-quantile (0-1, nearest rank below) of xs.
 func quantile(xs []float64, q float64) float64 {
 	if len(xs) == 0 {
@@ -362,7 +394,7 @@ func quantile(xs []float64, q float64) float64 {
 }
 
 // gauges are the hub's process figures the soak watches.
-type gauges struct{ heap, goroutines, fds, connected float64 }
+type gauges struct{ heap, rss, goroutines, fds, connected float64 }
 
 func hubGauges(t *testing.T, c *http.Client, url string) gauges {
 	t.Helper()
@@ -383,16 +415,16 @@ func hubGaugesErr(c *http.Client, url string) (gauges, error) {
 	if err != nil {
 		return gauges{}, err
 	}
-	g := gauges{heap: -1, goroutines: -1, fds: -1, connected: -1}
+	g := gauges{heap: -1, rss: -1, goroutines: -1, fds: -1, connected: -1}
 	for _, line := range strings.Split(string(b), "\n") {
-		for name, dst := range map[string]*float64{"go_gc_heap_live_bytes": &g.heap, "go_goroutines": &g.goroutines,
+		for name, dst := range map[string]*float64{"go_gc_heap_live_bytes": &g.heap, "process_resident_memory_bytes": &g.rss, "go_goroutines": &g.goroutines,
 			"process_open_fds": &g.fds, "ferry_hub_agents_connected": &g.connected} {
 			if strings.HasPrefix(line, name+" ") {
 				fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", dst)
 			}
 		}
 	}
-	if g.heap < 0 || g.goroutines < 0 || g.fds < 0 || g.connected < 0 {
+	if g.heap < 0 || g.rss < 0 || g.goroutines < 0 || g.fds < 0 || g.connected < 0 {
 		return g, fmt.Errorf("metrics lack a gauge: %+v", g)
 	}
 	return g, nil
@@ -562,5 +594,22 @@ func (a *soakAccepter) signIn(ctx context.Context) {
 		a.mu.Lock()
 		a.session = s.Token
 		a.mu.Unlock()
+	}
+}
+
+func TestSlope(t *testing.T) {
+	for _, tt := range []struct {
+		xs, ys []float64
+		want   float64
+	}{
+		{[]float64{0, 1, 2, 3}, []float64{5, 7, 9, 11}, 2},
+		{[]float64{0, 1, 2, 3}, []float64{4, 4, 4, 4}, 0},
+		{[]float64{0, 1, 2, 3}, []float64{3, 2, 1, 0}, -1},
+		{[]float64{1}, []float64{9}, 0},
+		{[]float64{2, 2}, []float64{1, 5}, 0},
+	} {
+		if got := slope(tt.xs, tt.ys); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("slope(%v, %v) = %v, want %v", tt.xs, tt.ys, got, tt.want)
+		}
 	}
 }
