@@ -28,6 +28,7 @@ const (
 	CodeSecretInDefinition Code = "secret_in_definition"     // an API definition carries a plaintext secret; the message names its JSON pointer, never its value
 	CodeBacklogFull        Code = "environment_backlog_full" // the target environment has too many undelivered promotions; retry later
 	CodePreconditionFailed Code = "precondition_failed"      // the object changed since the caller read it (If-Match); read it again
+	CodeInvalidState       Code = "invalid_state"            // the object is not in a state that allows the action (a task already decided); HTTP 409
 )
 
 // Temporary reports whether retrying the same request later may succeed.

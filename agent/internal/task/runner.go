@@ -279,7 +279,7 @@ func (r *Runner) storeErr(op string, err error) error {
 	var se *taskstore.StateError
 	switch {
 	case errors.As(err, &se):
-		return protocol.Errorf(protocol.CodeConflict, fmt.Sprintf("task %s is %s, not pending", se.ID, stateWord(se.State)))
+		return protocol.Errorf(protocol.CodeInvalidState, fmt.Sprintf("task %s is %s, not pending", se.ID, stateWord(se.State)))
 	case errors.Is(err, taskstore.ErrNotFound):
 		return protocol.Errorf(protocol.CodeNotFound, "no such task")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

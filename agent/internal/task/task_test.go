@@ -167,9 +167,9 @@ func TestAcceptCreatesWithCrossIDAndWithoutMembersOrGroups(t *testing.T) {
 	if len(view) != 1 || view[0].TargetAPIID != d.TargetAPIID {
 		t.Errorf("promotions view = %+v", view)
 	}
-	// Accepting again is a conflict, not a second import.
-	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeConflict {
-		t.Errorf("second accept error = %v, want conflict", err)
+	// Accepting again is refused (invalid_state), not a second import.
+	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeInvalidState {
+		t.Errorf("second accept error = %v, want invalid_state", err)
 	}
 	if _, err := r.runner.Accept(context.Background(), "prm_nope", admin); protocol.CodeOf(err) != protocol.CodeNotFound {
 		t.Errorf("accept of an unknown task error = %v, want not_found", err)
@@ -261,8 +261,8 @@ func TestRejectLeavesAPIMUnchanged(t *testing.T) {
 		func() error { _, err := r.runner.Reject(context.Background(), "prm_1", admin, ""); return err },
 		func() error { _, err := r.runner.Accept(context.Background(), "prm_1", admin); return err },
 	} {
-		if err := op(); protocol.CodeOf(err) != protocol.CodeConflict {
-			t.Errorf("deciding a rejected task again = %v, want conflict", err)
+		if err := op(); protocol.CodeOf(err) != protocol.CodeInvalidState {
+			t.Errorf("deciding a rejected task again = %v, want invalid_state", err)
 		}
 	}
 	if _, err := r.runner.Reject(context.Background(), "nope", admin, ""); protocol.CodeOf(err) != protocol.CodeNotFound {
@@ -441,8 +441,8 @@ func TestCancel(t *testing.T) {
 	if len(list) != 1 || list[0].ID != "prm_2" {
 		t.Errorf("pending after cancel = %+v", list)
 	}
-	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeConflict {
-		t.Errorf("accept cancelled = %v, want conflict", err)
+	if _, err := r.runner.Accept(context.Background(), "prm_1", admin); protocol.CodeOf(err) != protocol.CodeInvalidState {
+		t.Errorf("accept cancelled = %v, want invalid_state", err)
 	}
 	if _, err := r.runner.Accept(context.Background(), "prm_2", admin); err != nil {
 		t.Fatal(err)

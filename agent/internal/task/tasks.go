@@ -289,7 +289,7 @@ func (r *Runner) AcceptMatching(ctx context.Context, id string, u authn.User, if
 		}
 	}
 	if !r.claim(id) {
-		return taskstore.Decision{}, protocol.Errorf(protocol.CodeConflict, "task "+id+" is being accepted")
+		return taskstore.Decision{}, protocol.Errorf(protocol.CodeInvalidState, "task "+id+" is being accepted")
 	}
 	defer r.release(id)
 	t, err = r.store.BeginAccept(ctx, id, actor, u.Token, r.now().UTC())

@@ -25,7 +25,9 @@
 // reviewed: the incoming definition and the target API as APIM has it. An
 // accept with If-Match set to it answers 412 precondition_failed, and
 // changes nothing, if the target API changed (or appeared, or went) since;
-// without If-Match the accept is unconditional.
+// without If-Match the accept is unconditional. Accepting or rejecting a
+// task that is no longer pending (decided, being accepted, cancelled)
+// answers 409 invalid_state and changes nothing.
 //
 // ENVIRONMENT_API:READ is on one of the environments this agent serves, and
 // lists keep only what the user may read.

@@ -41,7 +41,7 @@ func statusOf(c protocol.Code) int {
 		return http.StatusForbidden
 	case protocol.CodeNotFound:
 		return http.StatusNotFound
-	case protocol.CodeConflict, protocol.CodeDuplicate:
+	case protocol.CodeConflict, protocol.CodeDuplicate, protocol.CodeInvalidState:
 		return http.StatusConflict
 	case protocol.CodePreconditionFailed:
 		return http.StatusPreconditionFailed

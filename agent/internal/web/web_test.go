@@ -313,8 +313,8 @@ func TestTaskAcceptFlow(t *testing.T) {
 		t.Errorf("decided task = %+v", detail)
 	}
 
-	wantProblem(t, s.post("/api/v1/tasks/prm_1/_accept", "{}"), http.StatusConflict, "conflict")
-	wantProblem(t, s.post("/api/v1/tasks/prm_1/_reject", "{}"), http.StatusConflict, "conflict")
+	wantProblem(t, s.post("/api/v1/tasks/prm_1/_accept", "{}"), http.StatusConflict, "invalid_state")
+	wantProblem(t, s.post("/api/v1/tasks/prm_1/_reject", "{}"), http.StatusConflict, "invalid_state")
 	wantProblem(t, s.get("/api/v1/tasks/prm_404"), http.StatusNotFound, "not_found")
 	wantProblem(t, s.post("/api/v1/tasks/prm_404/_accept", ""), http.StatusNotFound, "not_found")
 	wantProblem(t, s.post("/api/v1/tasks/prm_404/_reject", ""), http.StatusNotFound, "not_found")
