@@ -56,7 +56,7 @@ func (s *Service) deliverSoon(p state.Promotion) {
 		s.Kick()
 		return
 	}
-	if !s.disp.Online(p.TargetEnvID) || !s.claim(p.ID) {
+	if !s.disp.Online(p.TargetEnvID) || !s.claim(p.ID, p.TargetEnvID) {
 		wg.Done()
 		s.Kick()
 		return
@@ -64,32 +64,44 @@ func (s *Service) deliverSoon(p state.Promotion) {
 	select {
 	case s.inflight <- struct{}{}:
 	default:
-		s.release(p.ID)
+		s.release(p.ID, p.TargetEnvID)
 		wg.Done()
 		s.Kick()
 		return
 	}
 	go func() {
-		defer func() { <-s.inflight; s.release(p.ID); wg.Done() }()
+		defer func() { <-s.inflight; s.release(p.ID, p.TargetEnvID); wg.Done() }()
 		s.deliver(ctx, p)
 	}()
 }
 
-// claim marks a promotion busy; false when it already is.
-func (s *Service) claim(id string) bool {
+// claim marks a promotion busy with a call to environment envID's agents;
+// false when it already is, or when envID has maxPerEnv calls in flight.
+func (s *Service) claim(id, envID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.busy[id]; ok {
+	if _, ok := s.busy[id]; ok || s.envBusy[envID] >= maxPerEnv {
 		return false
 	}
 	s.busy[id] = struct{}{}
+	s.envBusy[envID]++
 	return true
 }
 
-func (s *Service) release(id string) {
+// release undoes claim. When envID was at its limit, work for it may have
+// been passed over, so the loop looks again now rather than at its next
+// tick.
+func (s *Service) release(id, envID string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	full := s.envBusy[envID] >= maxPerEnv
 	delete(s.busy, id)
+	if s.envBusy[envID]--; s.envBusy[envID] <= 0 {
+		delete(s.envBusy, envID)
+	}
+	s.mu.Unlock()
+	if full {
+		s.Kick()
+	}
 }
 
 // pass starts a delivery for every undelivered promotion whose target is
@@ -113,18 +125,19 @@ func (s *Service) pass(ctx context.Context, wg *sync.WaitGroup) {
 			return
 		}
 		for _, p := range list {
-			if !s.disp.Online(w.to(p)) || !s.claim(p.ID) {
+			env := w.to(p)
+			if !s.disp.Online(env) || !s.claim(p.ID, env) {
 				continue
 			}
 			select {
 			case s.inflight <- struct{}{}:
 			case <-ctx.Done():
-				s.release(p.ID)
+				s.release(p.ID, env)
 				return
 			}
 			wg.Add(1)
 			go func() {
-				defer func() { <-s.inflight; s.release(p.ID); wg.Done() }()
+				defer func() { <-s.inflight; s.release(p.ID, env); wg.Done() }()
 				w.do(ctx, p)
 			}()
 		}

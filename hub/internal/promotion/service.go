@@ -85,13 +85,14 @@ type Service struct {
 	maxBacklog int
 
 	wake     chan struct{} // capacity 1: work to do
-	inflight chan struct{} // bounds concurrent deliveries
+	inflight chan struct{} // bounds concurrent deliveries and notifications (maxInflight)
 
-	mu     sync.Mutex          // guards busy, names, runCtx, runWG and repairing
-	runCtx context.Context     // Run's context while it runs; nil otherwise
-	runWG  *sync.WaitGroup     // Run's goroutines
-	busy   map[string]struct{} // promotion ids being delivered or notified
-	names  map[string]string   // environment id → name
+	mu      sync.Mutex          // guards busy, envBusy, names, runCtx, runWG and repairing
+	runCtx  context.Context     // Run's context while it runs; nil otherwise
+	runWG   *sync.WaitGroup     // Run's goroutines
+	busy    map[string]struct{} // promotion ids being delivered or notified
+	envBusy map[string]int      // environment id → its calls in flight (at most maxPerEnv)
+	names   map[string]string   // environment id → name
 
 	// repairing holds the promotions whose late audit entries are being
 	// written (by the catch-up or ensureDecisionAudited), so that an entry
@@ -108,6 +109,16 @@ type Options struct {
 	// refused with protocol.CodeBacklogFull (DefaultMaxEnvBacklog).
 	MaxEnvBacklog int
 }
+
+// maxInflight bounds the deliveries and notifications in flight, and
+// maxPerEnv those to one environment's agents, so that an agent that
+// stops reading (its calls wait out their deadlines, a minute for a large
+// definition) holds at most maxPerEnv of the slots and the other
+// environments' promotions keep flowing (row A5).
+const (
+	maxInflight = 16
+	maxPerEnv   = 4
+)
 
 // DefaultMaxEnvBacklog is Options.MaxEnvBacklog's default: far more than a
 // team promotes to one environment while its agent is away, far less than
@@ -130,8 +141,8 @@ func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg promet
 	}
 	return &Service{
 		store: store, disp: disp, audit: aud, log: log.With("component", "promotion"), m: newMetrics(reg),
-		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, 16),
-		busy: map[string]struct{}{}, names: map[string]string{}, repairing: map[string]chan struct{}{},
+		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, maxInflight),
+		busy: map[string]struct{}{}, envBusy: map[string]int{}, names: map[string]string{}, repairing: map[string]chan struct{}{},
 	}, nil
 }
 
