@@ -150,6 +150,18 @@ func (s *Service) pass(ctx context.Context, wg *sync.WaitGroup) {
 // delivery out while it is still on a slow link would send it again behind
 // itself, and every later delivery would queue behind both (row A6).
 func (s *Service) deliver(ctx context.Context, p state.Promotion) {
+	if len(p.Definition) == 0 {
+		// From a list, which leaves definitions out: read this one now,
+		// so that only deliveries in flight hold a definition in memory.
+		full, err := s.store.Promotion(ctx, p.ID)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("could not read a promotion to deliver; will retry", "promotion_id", p.ID, "err", err)
+			}
+			return
+		}
+		p = full
+	}
 	msg := s.Wire(ctx, p)
 	msg.Definition = p.Definition
 	if err := s.disp.CallEnv(ctx, p.TargetEnvID, protocol.OpDeliverPromotion, msg, nil); err != nil {

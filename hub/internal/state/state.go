@@ -422,6 +422,9 @@ type Store interface {
 	// IdempotencyKey is key; ErrNotFound when there is none or key is
 	// empty.
 	PromotionByIdempotencyKey(ctx context.Context, orgID, key string) (Promotion, error)
+	// ListPromotions returns the promotions f selects, newest first,
+	// without their definitions (Definition is nil: a definition may be
+	// MiB, and no list needs it); Promotion returns one with it.
 	ListPromotions(ctx context.Context, f PromotionFilter) ([]Promotion, error)
 	// CountUndelivered returns how many promotions to targetEnvID wait for
 	// delivery to its agent (status CREATED, not delivered), without reading

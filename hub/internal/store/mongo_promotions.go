@@ -237,6 +237,7 @@ func (s *Mongo) ListPromotions(ctx context.Context, f state.PromotionFilter) ([]
 	}
 	return findAll(ctx, s, "list promotions", s.promotions, and.filter(), promotionDoc.promotion,
 		options.Find().
+			SetProjection(bson.D{{Key: "definition", Value: 0}}). // lists never carry it
 			SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).
 			SetSkip(int64(max(f.Offset, 0))).
 			SetLimit(int64(pageLimit(f.Limit))))

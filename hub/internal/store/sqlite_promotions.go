@@ -20,6 +20,10 @@ const promotionColumns = `id, org_id, source_env_id, target_env_id, api_id, cros
 	definition, requester, status, delivered, notified, target_api_id, reason,
 	created_at, updated_at, delivered_at, decided_at, requester_id, idempotency_key, request_hash`
 
+// listColumns are promotionColumns without the definition (NULL in its
+// place): lists never carry it (state.Store.ListPromotions).
+var listColumns = strings.Replace(promotionColumns, "definition,", "NULL AS definition,", 1)
+
 func scanPromotion(r rowScanner) (state.Promotion, error) {
 	var p state.Promotion
 	var created, updated, delivered, decided sql.NullInt64
@@ -145,7 +149,7 @@ func (s *SQLite) ListPromotions(ctx context.Context, f state.PromotionFilter) ([
 	}
 	args := append(w.args, pageLimit(f.Limit), max(f.Offset, 0))
 	return queryAll(ctx, s, "list promotions", scanPromotion,
-		`SELECT `+promotionColumns+` FROM promotions`+w.String()+` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
+		`SELECT `+listColumns+` FROM promotions`+w.String()+` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
 		args...)
 }
 

@@ -85,7 +85,9 @@ func testListPromotions(t *testing.T, s state.Store) {
 			must(t, "ListPromotions", err)
 			var wantPs []state.Promotion
 			for _, id := range tc.want {
-				wantPs = append(wantPs, want[id])
+				p := want[id]
+				p.Definition = nil // lists leave definitions out
+				wantPs = append(wantPs, p)
 			}
 			diff(t, "ListPromotions", wantPs, got)
 		})
