@@ -56,6 +56,11 @@ const (
 	// one (sent to its agent, never shown), the old one opening links
 	// until the overlap ends. Written before the change (fail closed).
 	CredentialRotated = "CREDENTIAL_ROTATED"
+	// LinkCredentialExpired is a link refused because it presented an
+	// installation's previous credential after its rotation's overlap
+	// ended: an agent that missed the rotation, or someone holding the
+	// old credential. Audited at most once an hour per installation.
+	LinkCredentialExpired = "LINK_CREDENTIAL_EXPIRED"
 )
 
 // Events lists every event name above, in that order (the consoles' audit
@@ -64,7 +69,7 @@ var Events = []string{
 	PromotionCreated, PromotionDelivered, PromotionAccepted, PromotionRejected, PromotionFailed, PromotionCancelled,
 	AccessDenied, DecisionConflict, PromotionRefused, LinkTokenReused, InstallationRevoked,
 	UserCreated, UserUpdated, UserDeleted, RoleBound, RoleUnbound, RoleCreated, RoleDeleted, TokenCreated, TokenRevoked,
-	ActionNotDone, LinkClientCertMismatch, CredentialRotated,
+	ActionNotDone, LinkClientCertMismatch, CredentialRotated, LinkCredentialExpired,
 }
 
 // Store is the part of the hub store the trail uses.

@@ -208,7 +208,7 @@ func (f *Fleet) Authenticate(ctx context.Context, credential string) (Authentica
 	case hash == inst.PreviousCredentialHash && f.now().Before(inst.PreviousCredentialExpiresAt):
 		a.Previous = true
 	case hash == inst.PreviousCredentialHash:
-		return Authenticated{}, &ExpiredCredentialError{InstallationID: inst.ID, ExpiredAt: inst.PreviousCredentialExpiresAt}
+		return Authenticated{}, &ExpiredCredentialError{InstallationID: inst.ID, OrgID: inst.OrgID, EnvIDs: inst.EnvIDs, ExpiredAt: inst.PreviousCredentialExpiresAt}
 	default:
 		return Authenticated{}, protocol.Errorf(protocol.CodeUnauthorized, "unknown installation credential")
 	}

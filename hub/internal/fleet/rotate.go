@@ -196,6 +196,8 @@ func (f *Fleet) confirm(ctx context.Context, i state.Installation) {
 // previous credential after the overlap of its rotation ended.
 type ExpiredCredentialError struct {
 	InstallationID string
+	OrgID          string
+	EnvIDs         []string
 	ExpiredAt      time.Time
 }
 

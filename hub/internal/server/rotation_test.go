@@ -223,6 +223,16 @@ func TestCredentialRotation(t *testing.T) {
 		!strings.Contains(p.Detail, r.PreviousCredentialExpiresAt.UTC().Format(time.RFC3339)) {
 		t.Errorf("refusal of the expired credential = %+v, want credential_expired saying when and what to do", p)
 	}
+	// The refusal is audited once in the installation's organization,
+	// not once per redial.
+	dev.refused(h, "the old credential after the overlap, again", devOld)
+	var expiredTrail struct {
+		Items []struct{ Event, Actor, Detail string }
+	}
+	h.must(http.StatusOK, "GET", "/api/v1/orgs/acme/audit?event=LINK_CREDENTIAL_EXPIRED", "", "", &expiredTrail)
+	if len(expiredTrail.Items) != 1 || expiredTrail.Items[0].Actor != "installation:"+devID || !strings.Contains(expiredTrail.Items[0].Detail, "re-enrolled") {
+		t.Errorf("audit of two refused expired-credential links: %+v, want one LINK_CREDENTIAL_EXPIRED by installation:%s saying what to do", expiredTrail.Items, devID)
+	}
 	alive(t, "the link the old credential opened within the overlap, after it", oldLink)
 	dev.mustDial(h, "the new credential after the overlap", devNew)
 	select {

@@ -136,7 +136,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return s.abort(err)
 	}
-	sess.promotions = promos
+	sess.promotions, sess.audit = promos, trail
 	ops := &linkOps{svc: promos, auth: authority, users: s.store, audit: trail, log: s.log.With("component", "linkops")}
 	ops.register(ep)
 

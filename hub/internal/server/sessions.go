@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/link"
 	"ferry.dev/hub/internal/promotion"
@@ -20,6 +22,12 @@ type sessions struct {
 	log        *slog.Logger
 	index      *envIndex
 	promotions *promotion.Service // set before serving
+	audit      *audit.Trail       // set before serving
+
+	expiredMu sync.Mutex
+	// expiredAudited is when each installation's expired credential was
+	// last audited (auditExpired).
+	expiredAudited map[string]time.Time
 
 	mu       sync.Mutex     // guards stopped and delivers.Add
 	stopped  bool           // set by stop: no delivery starts after it
@@ -32,6 +40,7 @@ func (s *sessions) AuthenticateAgent(ctx context.Context, cred string) (link.Pee
 	inst, err := s.fleet.Authenticate(ctx, cred)
 	var expired *fleet.ExpiredCredentialError
 	if errors.As(err, &expired) {
+		s.auditExpired(ctx, expired)
 		return link.Peer{}, &link.Refusal{Code: "credential_expired", Detail: expired.Error(), InstallationID: expired.InstallationID}
 	}
 	if err != nil {
@@ -121,4 +130,47 @@ func (p *presence) LastSeen(id string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return c.LastSeen(), true
+}
+
+// expiredAuditEvery is how often an installation's refused expired
+// credential is audited: an agent that missed its rotation redials every
+// 30 s, and each refusal is counted in
+// ferry_hub_link_refused_total{reason="credential_expired"} anyway.
+const expiredAuditEvery = time.Hour
+
+// auditExpired records a link refused for an expired credential in the
+// installation's organization, at most once per expiredAuditEvery.
+func (s *sessions) auditExpired(ctx context.Context, e *fleet.ExpiredCredentialError) {
+	if s.audit == nil {
+		return
+	}
+	now := time.Now()
+	s.expiredMu.Lock()
+	if s.expiredAudited == nil {
+		s.expiredAudited = map[string]time.Time{}
+	}
+	last, seen := s.expiredAudited[e.InstallationID]
+	if seen && now.Sub(last) < expiredAuditEvery {
+		s.expiredMu.Unlock()
+		return
+	}
+	s.expiredAudited[e.InstallationID] = now
+	for id, at := range s.expiredAudited {
+		if now.Sub(at) >= expiredAuditEvery {
+			delete(s.expiredAudited, id)
+		}
+	}
+	s.expiredMu.Unlock()
+	env := ""
+	if len(e.EnvIDs) > 0 {
+		env = e.EnvIDs[0]
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.audit.Record(actx, audit.Event{OrgID: e.OrgID, Event: audit.LinkCredentialExpired, Actor: "installation:" + e.InstallationID, EnvID: env,
+		Detail: fmt.Sprintf("link refused: installation %s presented its previous credential, which expired at %s after a rotation; "+
+			"an agent that missed the rotation must be re-enrolled with a new link token, anyone else holds an old credential. Further refusals are counted, and audited at most hourly",
+			e.InstallationID, e.ExpiredAt.UTC().Format(time.RFC3339))}); err != nil {
+		s.log.Error("audit entry could not be written", "event", audit.LinkCredentialExpired, "agent_id", e.InstallationID, "err", err)
+	}
 }
