@@ -24,6 +24,8 @@ if [ "$status" -ne 0 ]; then
   # messages; repeat the tests' lines here so the end of the output says
   # what failed (CI shows the end).
   echo "== what failed (test lines of the failing packages; full log: $log)"
-  grep -E '^\s*(--- FAIL|[A-Za-z0-9_]+_test\.go:[0-9]+: |panic: |FAIL\s)' "$log" | grep -v 'proc.go' | tail -60 || true
+  grep -E '^\s*(--- FAIL|[A-Za-z0-9_]+_test\.go:[0-9]+: |panic: |FAIL\s|WARNING: DATA RACE|testing\.go:[0-9]+: race detected)' "$log" | grep -v 'proc.go' | tail -60 || true
+else
+  rm -f "$log"
 fi
 exit "$status"

@@ -118,6 +118,7 @@ func TestStuckReader(t *testing.T) {
 	stopped := time.Now()
 	t.Cleanup(func() { qa.Signal(syscall.SIGCONT) }) // a stopped process still dies of SIGKILL, but let it run its end
 	var heapMax float64
+	var closedAfter time.Duration // when the hub first showed QA offline
 	var smu sync.Mutex
 	sampling, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
@@ -128,6 +129,9 @@ func TestStuckReader(t *testing.T) {
 			if g, err := hubGaugesErr(scrape, h.url); err == nil {
 				smu.Lock()
 				heapMax = max(heapMax, g.heap)
+				if g.connected == 2 && closedAfter == 0 {
+					closedAfter = time.Since(stopped)
+				}
 				smu.Unlock()
 			}
 			sleepCtx(sampling, 250*time.Millisecond)
@@ -138,10 +142,10 @@ func TestStuckReader(t *testing.T) {
 		qaIDs = append(qaIDs, promote(api, "QA"))
 	}
 	stuck := toProd(small[n:], "QA's agent stopped, its 1 MiB promotions waiting")
-	var closedAfter time.Duration
 	testbed.WaitFor(t, 2*time.Minute, "the hub closes the stopped QA agent's link", func() bool {
-		closedAfter = time.Since(stopped)
-		return connected() == 2
+		smu.Lock()
+		defer smu.Unlock()
+		return closedAfter > 0
 	})
 	stopSampling()
 	sampler.Wait()

@@ -62,6 +62,7 @@ type Conn struct {
 	ep   *Endpoint
 
 	send     chan []byte   // bounded queue drained by the writer
+	queued   atomic.Int64  // bytes in send, and the frame being written
 	quit     chan struct{} // closed by Close: the writer sends the close frame
 	done     chan struct{} // closed when both goroutines have finished
 	lastSeen atomic.Int64  // unix nanos of the last frame or pong
@@ -115,6 +116,13 @@ func (c *Conn) Close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.quit)
+		if code == websocket.CloseAbnormalClosure || code == websocket.CloseTryAgainLater {
+			// The agent is gone, silent or not reading: a write blocked
+			// on its full socket would wait out its deadline (longer for
+			// a large frame) before the link could end. End it now
+			// (net.Conn deadlines may be set from any goroutine).
+			_ = c.ws.NetConn().SetWriteDeadline(time.Now())
+		}
 	})
 }
 
@@ -130,11 +138,13 @@ func (c *Conn) enqueue(env *protocol.Envelope) error {
 		return ErrClosed
 	default:
 	}
+	c.queued.Add(int64(len(b)))
 	select {
 	case c.send <- b:
 		c.ep.m.messages.WithLabelValues(string(env.Type), "out").Inc()
 		return nil
 	default:
+		c.queued.Add(-int64(len(b)))
 		c.logger().Warn("agent is not reading fast enough; disconnecting it", "queue", cap(c.send))
 		c.Close(websocket.CloseTryAgainLater, "slow consumer")
 		return protocol.Errorf(protocol.CodeUnavailable, "agent link is congested")
@@ -150,10 +160,12 @@ func (c *Conn) offer(b []byte) bool {
 		return false
 	default:
 	}
+	c.queued.Add(int64(len(b)))
 	select {
 	case c.send <- b:
 		return true
 	default:
+		c.queued.Add(-int64(len(b)))
 		return false
 	}
 }
@@ -171,7 +183,8 @@ const DefaultSlowLinkRate = 32 << 10
 
 // Call sends a command and waits for its reply, the context's deadline or
 // the connection's end. A context without a deadline gets the endpoint's
-// call timeout plus the command's size at its slow-link rate (callTimeout).
+// call timeout plus the time, at the slow-link rate, to send the command
+// and what is queued ahead of it on the connection (callTimeout).
 func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMessage, error) {
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -179,7 +192,7 @@ func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMess
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.callTimeout(len(raw)))
+		ctx, cancel = context.WithTimeout(ctx, c.callTimeout(len(raw)+int(c.queued.Load())))
 		defer cancel()
 	}
 	id := c.nextID()
@@ -210,7 +223,7 @@ func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMess
 		return nil, ctx.Err()
 	case <-c.quit:
 		// Fail at once: the writer may still be blocked on a slow socket for
-		// up to WriteWait, and done waits for it.
+		// up to its write deadline, and done waits for it.
 		select {
 		case rep = <-ch:
 		default:
@@ -228,14 +241,28 @@ func (c *Conn) Call(ctx context.Context, op protocol.Op, body any) (json.RawMess
 	return r.Body, nil
 }
 
-// callTimeout is the deadline of a call of size bytes without one: the
-// endpoint's call timeout plus the time the command takes at the
-// slow-link rate. The socket accepts a frame into kernel buffers long
-// before a throttled link has carried it, so the deadline cannot start
-// when the write returns; it allows for the size instead.
+// callTimeout is the deadline of a call without one, whose command and
+// the frames queued ahead of it are size bytes: the endpoint's call
+// timeout plus the time size takes at the slow-link rate. The socket
+// accepts a frame into kernel buffers long before a throttled link has
+// carried it, so the deadline cannot start when the write returns; it
+// allows for the bytes instead.
 func (c *Conn) callTimeout(size int) time.Duration {
-	cfg := c.ep.cfg
-	return cfg.CallTimeout + time.Duration(float64(size)/cfg.SlowLinkRate*float64(time.Second))
+	return c.ep.cfg.CallTimeout + c.atSlowRate(size)
+}
+
+// atSlowRate is how long size bytes take at the slow-link rate.
+func (c *Conn) atSlowRate(size int) time.Duration {
+	return time.Duration(float64(size) / c.ep.cfg.SlowLinkRate * float64(time.Second))
+}
+
+// writeFrame writes one queued frame, allowing the write deadline plus the
+// frame's time at the slow-link rate (a 1 MiB frame on a 100 KiB/s path
+// takes longer than the 10 s write deadline).
+func (c *Conn) writeFrame(b []byte) error {
+	defer c.queued.Add(-int64(len(b)))
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.ep.cfg.WriteWait + c.atSlowRate(len(b))))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
 // writeLoop owns every write on the socket.
@@ -247,8 +274,7 @@ func (c *Conn) writeLoop() {
 	for {
 		select {
 		case b := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.writeFrame(b); err != nil {
 				c.Close(websocket.CloseAbnormalClosure, "write failed")
 				return
 			}
@@ -277,8 +303,7 @@ func (c *Conn) drainQueue() {
 	for {
 		select {
 		case b := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.ep.cfg.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.writeFrame(b); err != nil {
 				return
 			}
 		default:

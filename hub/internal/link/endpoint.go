@@ -23,7 +23,7 @@ import (
 type Config struct {
 	PingInterval time.Duration // how often the hub pings (10s)
 	PongWait     time.Duration // silence after which the link is dead (30s)
-	WriteWait    time.Duration // deadline of every write (10s)
+	WriteWait    time.Duration // deadline of every write (10s), plus a frame's time at SlowLinkRate
 	HelloTimeout time.Duration // time allowed for the first frame (10s)
 	CallTimeout  time.Duration // deadline of a call without one (30s), plus the frame's time at SlowLinkRate
 	// SlowLinkRate is the slowest link, in bytes per second, over which a

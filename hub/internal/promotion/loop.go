@@ -160,6 +160,9 @@ func (s *Service) deliver(ctx context.Context, p state.Promotion) {
 			}
 			return
 		}
+		if full.Status != protocol.PromotionCreated || full.Delivered {
+			return // delivered, decided or cancelled since the list was read
+		}
 		p = full
 	}
 	msg := s.Wire(ctx, p)
@@ -186,9 +189,19 @@ func (s *Service) deliver(ctx context.Context, p state.Promotion) {
 	s.m.taskRaised.Observe(now.Sub(p.CreatedAt).Seconds())
 	s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionDelivered, Actor: "hub", EnvID: p.TargetEnvID, PromotionID: p.ID,
 		Detail: fmt.Sprintf("task raised for %s in the target environment", p.APIName)})
-	// Tell the source right away; this is informational, not tracked.
-	_ = s.disp.CallEnv(ctx, p.SourceEnvID, protocol.OpPromotionUpdate, s.Wire(ctx, up), nil)
+	// Tell the source right away; this is informational, not tracked, and
+	// is not made in the target's delivery slot: a source agent that stops
+	// reading would hold it for the call's deadline.
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, sourceUpdateTimeout)
+		defer cancel()
+		_ = s.disp.CallEnv(cctx, p.SourceEnvID, protocol.OpPromotionUpdate, s.Wire(cctx, up), nil)
+	}()
 }
+
+// sourceUpdateTimeout bounds telling a source agent that its promotion was
+// delivered (informational; the final status is told by notify, tracked).
+const sourceUpdateTimeout = 10 * time.Second
 
 // notify tells the source agent a promotion's final status.
 func (s *Service) notify(ctx context.Context, p state.Promotion) {

@@ -633,6 +633,8 @@ func (s *Service) Decide(ctx context.Context, orgID, installationID string, serv
 		s.m.decision.Observe(s.now().Sub(p.DeliveredAt).Seconds())
 	}
 	if deliveredNow {
+		s.m.transitions.WithLabelValues(string(protocol.PromotionToBeValidated)).Inc()
+		s.m.taskRaised.Observe(now.Sub(p.CreatedAt).Seconds())
 		s.log.Info("promotion's delivery confirmed by the target's decision (the delivery's own answer was lost or late)", "promotion_id", p.ID)
 		s.record(ctx, audit.Event{OrgID: p.OrgID, Event: audit.PromotionDelivered, Actor: "hub", EnvID: p.TargetEnvID, PromotionID: p.ID,
 			Detail: fmt.Sprintf("task raised for %s in the target environment; confirmed by the agent's decision, the delivery's own answer was lost or late", p.APIName)})

@@ -260,8 +260,9 @@
     live([orgPath("/installations")], (path, status, body) => {
       const box = $("#installations");
       box.setAttribute("aria-busy", "false");
-      if (status !== 200) { say("#inst-msg", "error", describe(problemOf(status, body), "The installations could not be read")); return; }
-      if ($("#inst-msg").classList.contains("msg-error")) say("#inst-msg", "", ""); // read again: the error is over
+      const msg = $("#inst-msg");
+      if (status !== 200) { say(msg, "error", describe(problemOf(status, body), "The installations could not be read")); msg.dataset.readError = "1"; return; }
+      if (msg.dataset.readError) { say(msg, "", ""); delete msg.dataset.readError; } // read again: that error is over (an action's message stays)
       clear(box).append(table(["Installation", "Environments", "Status", "Agent version", "Last seen", "Linked", ""], (body.items || []).map(i => ({
         attrs: {"data-installation-id": i.id, "data-status": i.status},
         cells: [el("div", {}, el("strong", {}, i.hostname || "(no hostname)"), el("div", {class: "mono small muted"}, i.id)),
@@ -281,8 +282,10 @@
       try {
         const r = await api(orgPath("/installations/" + encodeURIComponent(i.id) + "/_rotate-credential"), {method: "POST"});
         const detail = r.detail ? r.detail.charAt(0).toUpperCase() + r.detail.slice(1) + "." : "";
+        delete $("#inst-msg").dataset.readError;
         say("#inst-msg", r.agentNotified ? "ok" : "warn", "Credential of " + name + " rotated. " + detail);
       } catch (e) {
+        delete $("#inst-msg").dataset.readError;
         say("#inst-msg", "error", describe(e, "The credential was not rotated"));
       } finally {
         btn.disabled = false;
@@ -296,9 +299,11 @@
       btn.disabled = true;
       try {
         await api(orgPath("/installations/" + encodeURIComponent(i.id)), {method: "DELETE"});
+        delete $("#inst-msg").dataset.readError;
         say("#inst-msg", "ok", "Installation " + name + " revoked: its agent was disconnected. To link " + envs + " again, create a link token on the Environments page.");
       } catch (e) {
         btn.disabled = false;
+        delete $("#inst-msg").dataset.readError;
         say("#inst-msg", "error", describe(e, "The installation was not revoked"));
       }
     }
