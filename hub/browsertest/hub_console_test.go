@@ -115,18 +115,12 @@ func TestHubConsole(t *testing.T) {
 	// trail says who rotated it.
 	hc.do("open Installations for a rotation", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))
 	hc.waitJS("two installations with a Rotate button", `document.querySelectorAll('#installations tr[data-installation-id] button.rotate').length === 2`, 20*time.Second)
-	devID := hc.evalString("Dev's installation", `[...document.querySelectorAll('#installations tr[data-installation-id]')].find(r => r.children[1].innerText.includes("Dev")).dataset.installationId`)
+	devID := installationOf(hc, "Dev")
 	_, _ = hc.eval(`window.confirm = () => true`)
 	hc.do("rotate Dev's credential", chromedp.Click(css(`#installations tr[data-installation-id="`+devID+`"] button.rotate`)))
 	hc.waitJS("the rotation confirmed by the agent", `document.querySelector("#inst-msg").classList.contains("msg-ok") && document.querySelector("#inst-msg").innerText.includes("rotated")`, 20*time.Second)
 	hc.shot("credential-rotated")
-	var rotated struct {
-		Items []struct{ Event, Actor, Detail string }
-	}
-	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/audit?event=CREDENTIAL_ROTATED", nil, &rotated)
-	if len(rotated.Items) != 1 || !strings.Contains(rotated.Items[0].Detail, devID) || !strings.Contains(rotated.Items[0].Actor, orgAdmin) {
-		t.Errorf("audit of the rotation: %+v, want one CREDENTIAL_ROTATED of %s by %s", rotated.Items, devID, orgAdmin)
-	}
+	auditedOnce(t, w, "CREDENTIAL_ROTATED", devID, orgAdmin)
 	var insts struct {
 		Items []struct {
 			ID, Status        string
@@ -144,7 +138,7 @@ func TestHubConsole(t *testing.T) {
 	// is disconnected and stops, and the trail says who did it.
 	hc.do("open Installations again", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))
 	hc.waitJS("two installations with a Revoke button", `document.querySelectorAll('#installations tr[data-installation-id] button.revoke').length === 2`, 20*time.Second)
-	prodID := hc.evalString("Prod's installation", `[...document.querySelectorAll('#installations tr[data-installation-id]')].find(r => r.children[1].innerText.includes("Prod")).dataset.installationId`)
+	prodID := installationOf(hc, "Prod")
 	_, _ = hc.eval(`window.confirm = () => true`)
 	hc.do("revoke Prod's installation", chromedp.Click(css(`#installations tr[data-installation-id="`+prodID+`"] button.revoke`)))
 	hc.waitText("#inst-msg", "revoked")
@@ -155,11 +149,24 @@ func TestHubConsole(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Error("Prod's agent still runs 20 s after its installation was revoked")
 	}
+	auditedOnce(t, w, "INSTALLATION_REVOKED", prodID, orgAdmin)
+}
+
+// installationOf returns the id of the installation the Installations page
+// lists for environment env.
+func installationOf(hc *tab, env string) string {
+	return hc.evalString(env+"'s installation", `[...document.querySelectorAll('#installations tr[data-installation-id]')].find(r => r.children[1].innerText.includes("`+env+`")).dataset.installationId`)
+}
+
+// auditedOnce checks that the organization's trail has exactly one entry
+// of event, naming subject in its detail, by actor.
+func auditedOnce(t *testing.T, w *world, event, subject, actor string) {
+	t.Helper()
 	var trail struct {
 		Items []struct{ Event, Actor, Detail string }
 	}
-	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/audit?event=INSTALLATION_REVOKED", nil, &trail)
-	if len(trail.Items) != 1 || !strings.Contains(trail.Items[0].Detail, prodID) || !strings.Contains(trail.Items[0].Actor, orgAdmin) {
-		t.Errorf("audit of the revocation: %+v, want one INSTALLATION_REVOKED of %s by %s", trail.Items, prodID, orgAdmin)
+	w.hub.mustCall(t, http.StatusOK, "GET", "/api/v1/orgs/"+orgName+"/audit?event="+event, nil, &trail)
+	if len(trail.Items) != 1 || !strings.Contains(trail.Items[0].Detail, subject) || !strings.Contains(trail.Items[0].Actor, actor) {
+		t.Errorf("audit: %+v, want one %s of %s by %s", trail.Items, event, subject, actor)
 	}
 }
