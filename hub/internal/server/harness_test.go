@@ -108,6 +108,7 @@ type testHub struct {
 	fleet *fleet.Fleet
 	disp  *exporter
 	clock *clock
+	api   *api.API
 }
 
 // newTestHub starts the hub; opts adjust the API's dependencies (limits).
@@ -154,6 +155,7 @@ func newTestHub(t *testing.T, opts ...func(*api.Deps)) *testHub {
 	if err := st.CreateAPIToken(ctx, state.APIToken{ID: "tok_admin", Hash: auth.Hash(testAdminToken), Name: "platform admin"}); err != nil {
 		t.Fatal(err)
 	}
+	h.api = a
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	h.url = srv.URL

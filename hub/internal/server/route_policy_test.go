@@ -1,0 +1,118 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Route policies, as TestRoutePolicies declares them.
+const (
+	policyPublic        = "public"         // anyone: probes and metrics
+	policyOwnCredential = "own credential" // the request proves itself: a password, a link token, an installation credential
+	policyAuthenticated = "authenticated"  // any valid token or session
+	policyMember        = "member"         // authenticated; other organizations are hidden, each object checks a permission
+	policyOrgAdmin      = "org admin"      // the organization's ADMIN role, or the platform admin
+	policyPlatform      = "platform admin" // the platform admin token only
+)
+
+// routePolicies is the REST API's route table with each route's policy.
+// A route added to the API without a line here fails TestRoutePolicies.
+var routePolicies = map[string]string{
+	"GET /healthz":                                                policyPublic,
+	"GET /readyz":                                                 policyPublic,
+	"GET /metrics":                                                policyPublic,
+	"GET /api/v1/link":                                            policyOwnCredential,
+	"POST /api/v1/link/enroll":                                    policyOwnCredential,
+	"POST /api/v1/auth/session":                                   policyOwnCredential,
+	"GET /api/v1/auth/me":                                         policyAuthenticated,
+	"GET /api/v1/orgs":                                            policyAuthenticated,
+	"POST /api/v1/orgs":                                           policyPlatform,
+	"GET /api/v1/orgs/:org":                                       policyMember,
+	"GET /api/v1/orgs/:org/environments":                          policyMember,
+	"GET /api/v1/orgs/:org/installations":                         policyMember,
+	"POST /api/v1/orgs/:org/promotions":                           policyMember,
+	"GET /api/v1/orgs/:org/promotions":                            policyMember,
+	"GET /api/v1/orgs/:org/promotions/:id":                        policyMember,
+	"POST /api/v1/orgs/:org/promotions/:id/_cancel":               policyMember,
+	"POST /api/v1/orgs/:org/environments":                         policyOrgAdmin,
+	"POST /api/v1/orgs/:org/environments/:env/link-tokens":        policyOrgAdmin,
+	"DELETE /api/v1/orgs/:org/installations/:id":                  policyOrgAdmin,
+	"POST /api/v1/orgs/:org/installations/:id/_rotate-credential": policyOrgAdmin,
+	"GET /api/v1/orgs/:org/audit":                                 policyOrgAdmin,
+	"GET /api/v1/orgs/:org/audit/_verify":                         policyOrgAdmin,
+	"POST /api/v1/orgs/:org/users":                                policyOrgAdmin,
+	"GET /api/v1/orgs/:org/users":                                 policyOrgAdmin,
+	"GET /api/v1/orgs/:org/users/:user":                           policyOrgAdmin,
+	"PATCH /api/v1/orgs/:org/users/:user":                         policyOrgAdmin,
+	"DELETE /api/v1/orgs/:org/users/:user":                        policyOrgAdmin,
+	"POST /api/v1/orgs/:org/role-bindings":                        policyOrgAdmin,
+	"GET /api/v1/orgs/:org/role-bindings":                         policyOrgAdmin,
+	"DELETE /api/v1/orgs/:org/role-bindings/:id":                  policyOrgAdmin,
+	"POST /api/v1/orgs/:org/roles":                                policyOrgAdmin,
+	"GET /api/v1/orgs/:org/roles":                                 policyOrgAdmin,
+	"DELETE /api/v1/orgs/:org/roles/:scope/:name":                 policyOrgAdmin,
+	"POST /api/v1/orgs/:org/tokens":                               policyOrgAdmin,
+	"GET /api/v1/orgs/:org/tokens":                                policyOrgAdmin,
+	"DELETE /api/v1/orgs/:org/tokens/:id":                         policyOrgAdmin,
+}
+
+// TestRoutePolicies is catalogue row C4 (default deny): every route the
+// REST API registers has a policy declared in routePolicies (and every
+// declared policy a route), and the policies hold: without credentials
+// every route that is not public or self-proving answers 401; one
+// without its own credential is never 2xx; a member of the organization
+// with the read-only USER role gets 403 on every organization-admin and
+// platform route, with a session and with a personal access token.
+// Per-object permissions of member routes are TestPermissionMatrix's.
+func TestRoutePolicies(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t)
+	acme := h.newOrg("acme")
+	viewer := h.newUser(acme, "viewer", binding{Scope: "ORGANIZATION", Role: "USER"})
+	fill := strings.NewReplacer(":org", acme.Name, ":env", "Dev", ":id", "x_1", ":user", "viewer", ":scope", "ENVIRONMENT", ":name", "X")
+
+	routes := h.api.Routes()
+	if len(routes) < len(routePolicies)/2 {
+		t.Fatalf("only %d routes registered; the walk sees too little", len(routes))
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		key := r.Method + " " + r.Path
+		seen[key] = true
+		policy, ok := routePolicies[key]
+		if !ok {
+			t.Errorf("%s has no declared policy: add it to routePolicies, and enforce it", key)
+			continue
+		}
+		path := fill.Replace(r.Path)
+		var body any
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+			body = map[string]any{}
+		}
+		switch policy {
+		case policyPublic:
+			continue
+		case policyOwnCredential:
+			if st, b := h.do("", r.Method, path, body, nil); st < 300 {
+				t.Errorf("%s without its credential: %d %.200s, want a refusal", key, st, b)
+			}
+			continue
+		}
+		if st, b := h.do("", r.Method, path, body, nil); st != http.StatusUnauthorized {
+			t.Errorf("%s (%s) without credentials: %d %.200s, want 401", key, policy, st, b)
+		}
+		if policy == policyOrgAdmin || policy == policyPlatform {
+			for name, token := range map[string]string{"session": viewer.Session, "token": viewer.PAT} {
+				if st, b := h.do(token, r.Method, path, body, nil); st != http.StatusForbidden {
+					t.Errorf("%s (%s) by a USER-role viewer's %s: %d %.200s, want 403", key, policy, name, st, b)
+				}
+			}
+		}
+	}
+	for key := range routePolicies {
+		if !seen[key] {
+			t.Errorf("routePolicies declares %s, which is not a route", key)
+		}
+	}
+}
