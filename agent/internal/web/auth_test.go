@@ -269,3 +269,24 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestNoCORSForForeignOrigins is the second half of R31: a CORS preflight
+// from an origin that is not the console's own gets no
+// Access-Control-Allow-* header on any route, so a browser on another site
+// may not send the request it asks about (the console is same-origin and
+// needs no CORS at all).
+func TestNoCORSForForeignOrigins(t *testing.T) {
+	s := newServer(t)
+	for _, path := range []string{"/api/v1/session", "/api/v1/tasks", "/api/v1/tasks/prm_1/_accept", "/api/v1/apis/api-1/_promote"} {
+		r := s.do(http.MethodOptions, path, "-", nil, "Origin", "https://evil.example",
+			"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
+		for name := range r.header {
+			if strings.HasPrefix(strings.ToLower(name), "access-control-") {
+				t.Errorf("preflight of %s from a foreign origin answered %d with %s: %q", path, r.status, name, r.header.Get(name))
+			}
+		}
+		if r.status >= 200 && r.status < 300 {
+			t.Errorf("preflight of %s from a foreign origin answered %d, want a refusal", path, r.status)
+		}
+	}
+}

@@ -116,3 +116,35 @@ func TestRoutePolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestNoCORSForForeignOrigins is R31 at the hub: its console and API are
+// same-origin and send bearer tokens, never cookies, so no route answers a
+// CORS preflight from another origin with an Access-Control-Allow-*
+// header, and none answers it 2xx.
+func TestNoCORSForForeignOrigins(t *testing.T) {
+	t.Parallel()
+	s := startRESTHub(t, nil) // the whole listener: API, link and console
+	base := "http://" + s.Addr()
+	for _, path := range []string{"/api/v1/orgs", "/api/v1/orgs/acme/promotions", "/api/v1/orgs/acme/tokens", "/api/v1/auth/session", "/api/v1/link", "/console/", "/console/promotions"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for name := range resp.Header {
+			if strings.HasPrefix(strings.ToLower(name), "access-control-") {
+				t.Errorf("preflight of %s from a foreign origin answered %d with %s: %q", path, resp.StatusCode, name, resp.Header.Get(name))
+			}
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			t.Errorf("preflight of %s from a foreign origin answered %d, want a refusal", path, resp.StatusCode)
+		}
+	}
+}
