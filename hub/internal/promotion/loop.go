@@ -76,11 +76,11 @@ func (s *Service) deliverSoon(p state.Promotion) {
 }
 
 // claim marks a promotion busy with a call to environment envID's agents;
-// false when it already is, or when envID has maxPerEnv calls in flight.
+// false when it already is, or when envID has DeliverySlotsPerEnv calls in flight.
 func (s *Service) claim(id, envID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.busy[id]; ok || s.envBusy[envID] >= maxPerEnv {
+	if _, ok := s.busy[id]; ok || s.envBusy[envID] >= DeliverySlotsPerEnv {
 		return false
 	}
 	s.busy[id] = struct{}{}
@@ -93,7 +93,7 @@ func (s *Service) claim(id, envID string) bool {
 // tick.
 func (s *Service) release(id, envID string) {
 	s.mu.Lock()
-	full := s.envBusy[envID] >= maxPerEnv
+	full := s.envBusy[envID] >= DeliverySlotsPerEnv
 	delete(s.busy, id)
 	if s.envBusy[envID]--; s.envBusy[envID] <= 0 {
 		delete(s.envBusy, envID)

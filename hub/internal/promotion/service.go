@@ -85,13 +85,13 @@ type Service struct {
 	maxBacklog int
 
 	wake     chan struct{} // capacity 1: work to do
-	inflight chan struct{} // bounds concurrent deliveries and notifications (maxInflight)
+	inflight chan struct{} // bounds concurrent deliveries and notifications (DeliverySlots)
 
 	mu      sync.Mutex          // guards busy, envBusy, names, runCtx, runWG and repairing
 	runCtx  context.Context     // Run's context while it runs; nil otherwise
 	runWG   *sync.WaitGroup     // Run's goroutines
 	busy    map[string]struct{} // promotion ids being delivered or notified
-	envBusy map[string]int      // environment id → its calls in flight (at most maxPerEnv)
+	envBusy map[string]int      // environment id → its calls in flight (at most DeliverySlotsPerEnv)
 	names   map[string]string   // environment id → name
 
 	// repairing holds the promotions whose late audit entries are being
@@ -110,14 +110,14 @@ type Options struct {
 	MaxEnvBacklog int
 }
 
-// maxInflight bounds the deliveries and notifications in flight, and
-// maxPerEnv those to one environment's agents, so that an agent that
-// stops reading (its calls wait out their deadlines, a minute for a large
-// definition) holds at most maxPerEnv of the slots and the other
-// environments' promotions keep flowing (row A5).
+// DeliverySlots bounds the deliveries and notifications in flight, and
+// DeliverySlotsPerEnv those to one environment's agents, so that an agent
+// that stops reading (its calls wait out their deadlines, a minute for a
+// large definition) holds at most DeliverySlotsPerEnv of the slots and the
+// other environments' promotions keep flowing (row A5).
 const (
-	maxInflight = 16
-	maxPerEnv   = 4
+	DeliverySlots       = 16
+	DeliverySlotsPerEnv = 4
 )
 
 // DefaultMaxEnvBacklog is Options.MaxEnvBacklog's default: far more than a
@@ -141,7 +141,7 @@ func New(store Store, disp Dispatcher, aud Auditor, log *slog.Logger, reg promet
 	}
 	return &Service{
 		store: store, disp: disp, audit: aud, log: log.With("component", "promotion"), m: newMetrics(reg),
-		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, maxInflight),
+		now: opts.Now, retry: opts.Retry, maxBacklog: opts.MaxEnvBacklog, wake: make(chan struct{}, 1), inflight: make(chan struct{}, DeliverySlots),
 		busy: map[string]struct{}{}, envBusy: map[string]int{}, names: map[string]string{}, repairing: map[string]chan struct{}{},
 	}, nil
 }

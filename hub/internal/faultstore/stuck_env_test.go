@@ -1,4 +1,4 @@
-package promotion
+package faultstore_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry.dev/hub/internal/audit"
+	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/hub/internal/store"
 	"ferry.dev/shared/protocol"
@@ -55,7 +56,7 @@ func (d *stuckQA) CallEnv(ctx context.Context, envID string, op protocol.Op, _, 
 
 // TestStuckEnvironmentHoldsFewSlots is A5 at the delivery loop: with more
 // promotions waiting for a QA agent that never answers than there are
-// delivery slots, QA's calls hold at most maxPerEnv of them, and Prod's
+// delivery slots, QA's calls hold at most promotion.DeliverySlotsPerEnv of them, and Prod's
 // promotions are still delivered at once. (Before the per-environment
 // limit, QA's calls took all 16 slots until they timed out, a minute for
 // a large definition, and Prod waited; hub/e2e.TestStuckReader measured 5 s
@@ -83,21 +84,21 @@ func TestStuckEnvironmentHoldsFewSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	disp := &stuckQA{release: make(chan struct{}), delivered: map[string]int{}}
-	svc, err := New(st, disp, trail, log, reg, Options{Retry: 50 * time.Millisecond})
+	svc, err := promotion.New(st, disp, trail, log, reg, promotion.Options{Retry: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	create := func(target string, i int) state.Promotion {
 		t.Helper()
 		id := fmt.Sprintf("%s-%02d", target, i)
-		p, err := svc.Create(ctx, Request{OrgID: "o1", SourceEnvID: "env-Dev", TargetEnvID: "env-" + target, By: Caller{Name: "platform-admin", Trusted: true},
+		p, err := svc.Create(ctx, promotion.Request{OrgID: "o1", SourceEnvID: "env-Dev", TargetEnvID: "env-" + target, By: promotion.Caller{Name: "platform-admin", Trusted: true},
 			API: protocol.ExportedAPI{APIID: "api-" + id, CrossID: "cross-" + id, Name: id, Definition: json.RawMessage(`{"api":{}}`)}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	for i := range 2 * maxInflight {
+	for i := range 2 * promotion.DeliverySlots {
 		create("QA", i)
 	}
 	var run sync.WaitGroup
@@ -118,8 +119,8 @@ func TestStuckEnvironmentHoldsFewSlots(t *testing.T) {
 	disp.mu.Lock()
 	peak := disp.qaPeak
 	disp.mu.Unlock()
-	if peak > maxPerEnv {
-		t.Errorf("QA's deliveries in flight peaked at %d, want at most %d", peak, maxPerEnv)
+	if peak > promotion.DeliverySlotsPerEnv {
+		t.Errorf("QA's deliveries in flight peaked at %d, want at most %d", peak, promotion.DeliverySlotsPerEnv)
 	}
 }
 
