@@ -56,6 +56,10 @@ type Config struct {
 	// reconnect spread of (connected agents) / ReconnectRate seconds,
 	// within 2-60 s (see link.Config.ReconnectRate).
 	ReconnectRate float64
+	// SlowLinkRate is the slowest agent link, in KiB/s, over which a
+	// delivery still gets its answer in time: a call's deadline and a
+	// write's grow by the bytes at this rate (see link.Config.SlowLinkRate).
+	SlowLinkRate int
 	// CredentialOverlap is how long an installation's old credential
 	// still opens links after a rotation (FERRY_CREDENTIAL_OVERLAP); links
 	// open by then stay open. From 1m to 720h.
@@ -118,6 +122,7 @@ func Default() Config {
 		AuditAnchorEvery:  time.Hour,
 		MaxEnvBacklog:     1000,
 		ReconnectRate:     50, // link.DefaultReconnectRate
+		SlowLinkRate:      32, // KiB/s, link.DefaultSlowLinkRate
 		CredentialOverlap: time.Hour,
 		RateLimitToken:    RateLimit{Rate: 20, Burst: 40},
 		RateLimitSignIn:   RateLimit{Rate: 5, Burst: 10},
@@ -189,6 +194,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		c.ReconnectRate = r
 	}
 
+	if v := getenv("FERRY_SLOW_LINK_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("config: FERRY_SLOW_LINK_RATE %q: want KiB per second", v)
+		}
+		c.SlowLinkRate = n
+	}
+
 	fs := flag.NewFlagSet("ferry-hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the REST API and agent link (FERRY_LISTEN)")
@@ -207,6 +220,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.Var(&c.RateLimitToken, "rate-limit-token", "requests per second and burst per API token or session, RATE:BURST or off (FERRY_RATE_LIMIT_TOKEN)")
 	fs.Var(&c.RateLimitSignIn, "rate-limit-signin", "requests per second and burst per peer IP on sign-in and enroll (FERRY_RATE_LIMIT_SIGNIN)")
 	fs.Var(&c.RateLimitLink, "rate-limit-link", "link upgrades per second and burst per peer IP (FERRY_RATE_LIMIT_LINK)")
+	fs.IntVar(&c.SlowLinkRate, "slow-link-rate", c.SlowLinkRate, "slowest agent link in KiB/s that still gets large deliveries in time: call and write deadlines grow by the bytes at this rate (FERRY_SLOW_LINK_RATE)")
 	fs.Float64Var(&c.ReconnectRate, "reconnect-rate", c.ReconnectRate, "agent redials per second the hub asks for after a restart; agents spread their first redial over (connected agents)/rate seconds, 2-60s (FERRY_RECONNECT_RATE)")
 	fs.DurationVar(&c.CredentialOverlap, "credential-overlap", c.CredentialOverlap, "how long an agent's old credential still opens links after a rotation; open links stay open (FERRY_CREDENTIAL_OVERLAP)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and exit")
@@ -245,6 +259,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEnvBacklog < 1 || c.MaxEnvBacklog > 1_000_000 {
 		errs = append(errs, fmt.Errorf("max-env-backlog %d: want from 1 to 1000000", c.MaxEnvBacklog))
+	}
+	if c.SlowLinkRate < 1 || c.SlowLinkRate > 1<<20 {
+		errs = append(errs, fmt.Errorf("slow-link-rate %d: want 1-1048576 KiB per second", c.SlowLinkRate))
 	}
 	if !(c.ReconnectRate > 0 && c.ReconnectRate <= 100_000) {
 		errs = append(errs, fmt.Errorf("reconnect-rate %g: want more than 0 and at most 100000 redials per second", c.ReconnectRate))

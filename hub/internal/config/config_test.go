@@ -190,3 +190,22 @@ func TestCredentialOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowLinkRate(t *testing.T) {
+	none := func(string) string { return "" }
+	if d := Default(); d.SlowLinkRate != 32 {
+		t.Errorf("default slow-link-rate %d, want 32 KiB/s", d.SlowLinkRate)
+	}
+	env := map[string]string{"FERRY_SLOW_LINK_RATE": "8"}
+	if c, err := Load(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.SlowLinkRate != 8 {
+		t.Errorf("env: slow-link-rate %d, %v; want 8", c.SlowLinkRate, err)
+	}
+	if c, err := Load([]string{"--slow-link-rate", "256"}, func(k string) string { return env[k] }, io.Discard); err != nil || c.SlowLinkRate != 256 {
+		t.Errorf("flag over env: slow-link-rate %d, %v; want 256", c.SlowLinkRate, err)
+	}
+	for _, bad := range []string{"0", "-1", "1048577", "fast"} {
+		if _, err := Load([]string{"--slow-link-rate", bad}, none, io.Discard); err == nil {
+			t.Errorf("--slow-link-rate %s accepted", bad)
+		}
+	}
+}

@@ -117,7 +117,8 @@ func (s *Server) Start(ctx context.Context) error {
 	index := newEnvIndex()
 	sess := &sessions{fleet: fl, log: s.log, index: index}
 	s.sessions = sess
-	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version, ReconnectRate: s.cfg.ReconnectRate}, sess, s.log, s.reg)
+	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version, ReconnectRate: s.cfg.ReconnectRate,
+		SlowLinkRate: float64(s.cfg.SlowLinkRate) * 1024}, sess, s.log, s.reg)
 	if err != nil {
 		return s.abort(err)
 	}
