@@ -116,6 +116,10 @@ func TestHubConsole(t *testing.T) {
 	hc.do("open Installations for a rotation", chromedp.Click(css(`.topnav a[href="/console/installations"]`)))
 	hc.waitJS("two installations with a Rotate button", `document.querySelectorAll('#installations tr[data-installation-id] button.rotate').length === 2`, 20*time.Second)
 	devID := installationOf(hc, "Dev")
+	// Its connection history: the agent's link opened (and is open).
+	hc.do("show Dev's connection history", chromedp.Click(css(`#installations tr[data-installation-id="`+devID+`"] button.history`)))
+	hc.waitJS("Dev's history lists its link", `!document.querySelector("#inst-history").hidden && document.querySelector("#inst-history").dataset.installationId === "`+devID+`" && !!document.querySelector('#inst-history-list tr[data-event="CONNECTED"]')`, 20*time.Second)
+	hc.shot("connection-history")
 	_, _ = hc.eval(`window.confirm = () => true`)
 	hc.do("rotate Dev's credential", chromedp.Click(css(`#installations tr[data-installation-id="`+devID+`"] button.rotate`)))
 	hc.waitJS("the rotation confirmed by the agent", `document.querySelector("#inst-msg").classList.contains("msg-ok") && document.querySelector("#inst-msg").innerText.includes("rotated")`, 20*time.Second)

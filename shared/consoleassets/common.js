@@ -165,7 +165,7 @@ const Ferry = (() => {
 
   const statusKinds = {
     CREATED: "info", TO_BE_VALIDATED: "warn", ACCEPTED: "ok", REJECTED: "err", ERROR: "err", CANCELLED: "muted",
-    online: "ok", offline: "muted", PENDING: "warn", ACCEPTING: "info", DECIDED: "ok",
+    online: "ok", offline: "muted", PENDING: "warn", ACCEPTING: "info", DECIDED: "ok", CONNECTED: "ok", DISCONNECTED: "muted",
   };
   const statusText = {TO_BE_VALIDATED: "TO BE VALIDATED"};
   function badge(status) {

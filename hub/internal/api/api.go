@@ -47,6 +47,7 @@ type Store interface {
 	DeleteRole(ctx context.Context, orgID string, scope state.Scope, name string) error
 	InstallationByCredential(ctx context.Context, hash string) (state.Installation, error)
 	Installation(ctx context.Context, id string) (state.Installation, error)
+	ListConnections(ctx context.Context, installationID string, limit int) ([]state.ConnectionEvent, error)
 }
 
 // Authority issues and verifies user sessions and computes permissions.
@@ -221,6 +222,7 @@ func New(d Deps) (*API, error) {
 	admin.POST("/environments/:env/link-tokens", a.idempotent, a.createLinkToken)
 	admin.DELETE("/installations/:id", a.revokeInstallation)
 	admin.POST("/installations/:id/_rotate-credential", a.rotateCredential)
+	admin.GET("/installations/:id/connections", a.listConnections)
 	admin.GET("/audit", a.listAudit)
 	admin.GET("/audit/_verify", a.verifyAudit)
 	admin.POST("/users", a.idempotent, a.createUser)

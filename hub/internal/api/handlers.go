@@ -332,6 +332,40 @@ func (a *API) listInstallations(c *gin.Context) {
 	sendPage(a, c, out.Items)
 }
 
+// ConnectionDTO is one link of an installation opening or closing.
+type ConnectionDTO struct {
+	Event  string    `json:"event"` // CONNECTED or DISCONNECTED
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"` // why a link closed
+	Remote string    `json:"remote"`
+}
+
+// listConnections answers an installation's connection history, newest
+// first (the last state.MaxConnectionEvents). Another organization's
+// installation is not found, like a missing one.
+func (a *API) listConnections(c *gin.Context) {
+	o, id := orgOf(c), c.Param("id")
+	i, err := a.store.Installation(c.Request.Context(), id)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != o.ID) {
+		a.fail(c, protocol.Errorf(protocol.CodeNotFound, "no installation "+id))
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	events, err := a.store.ListConnections(c.Request.Context(), i.ID, state.MaxConnectionEvents)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	items := make([]ConnectionDTO, 0, len(events))
+	for _, e := range events {
+		items = append(items, ConnectionDTO{Event: e.Event, At: e.At, Reason: e.Reason, Remote: e.Remote})
+	}
+	sendPage(a, c, items)
+}
+
 func (a *API) enroll(c *gin.Context) {
 	tok, ok := auth.Bearer(c.GetHeader("Authorization"))
 	if !ok {

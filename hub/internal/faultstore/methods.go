@@ -195,6 +195,22 @@ func (s *Store) ListPromotions(ctx context.Context, f state.PromotionFilter) (_ 
 	return s.s.ListPromotions(ctx, f)
 }
 
+func (s *Store) RecordConnection(ctx context.Context, e state.ConnectionEvent) (err error) {
+	if err = s.fault(ctx, "RecordConnection"); err != nil {
+		return
+	}
+	defer s.after("RecordConnection", &err)
+	return s.s.RecordConnection(ctx, e)
+}
+
+func (s *Store) ListConnections(ctx context.Context, installationID string, limit int) (_ []state.ConnectionEvent, err error) {
+	if err = s.fault(ctx, "ListConnections"); err != nil {
+		return
+	}
+	defer s.after("ListConnections", &err)
+	return s.s.ListConnections(ctx, installationID, limit)
+}
+
 func (s *Store) CountUndelivered(ctx context.Context, targetEnvID string) (_ int, err error) {
 	if err = s.fault(ctx, "CountUndelivered"); err != nil {
 		return

@@ -56,10 +56,11 @@ var ErrClosed = protocol.Errorf(protocol.CodeDisconnected, "link closed before t
 
 // Conn is one agent's WebSocket connection.
 type Conn struct {
-	id   string
-	peer Peer
-	ws   *websocket.Conn
-	ep   *Endpoint
+	id     string
+	remote string // the peer's address, as the listener saw it
+	peer   Peer
+	ws     *websocket.Conn
+	ep     *Endpoint
 
 	send     chan []byte   // bounded queue drained by the writer
 	queued   atomic.Int64  // bytes in send, and the frame being written
@@ -94,6 +95,21 @@ func (c *Conn) logger() *slog.Logger {
 
 // ID is the connection's id (for logs).
 func (c *Conn) ID() string { return c.id }
+
+// Remote is the address the connection came from.
+func (c *Conn) Remote() string { return c.remote }
+
+// CloseReason says why the connection ended (e.g. "goodbye", "silent",
+// "superseded", "slow consumer"; "error" for anything unexpected), once
+// Done is closed; empty before.
+func (c *Conn) CloseReason() string {
+	select {
+	case <-c.done:
+		return disconnectReason(c.closeReason)
+	default:
+		return ""
+	}
+}
 
 // Peer is the connection's authenticated identity.
 func (c *Conn) Peer() Peer { return c.peer }

@@ -258,6 +258,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(e.cfg.MaxFrameBytes)
 	c := &Conn{
 		id:      newConnID(),
+		remote:  r.RemoteAddr,
 		peer:    peer,
 		ws:      ws,
 		ep:      e,

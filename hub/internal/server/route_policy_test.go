@@ -39,6 +39,7 @@ var routePolicies = map[string]string{
 	"POST /api/v1/orgs/:org/environments/:env/link-tokens":        policyOrgAdmin,
 	"DELETE /api/v1/orgs/:org/installations/:id":                  policyOrgAdmin,
 	"POST /api/v1/orgs/:org/installations/:id/_rotate-credential": policyOrgAdmin,
+	"GET /api/v1/orgs/:org/installations/:id/connections":         policyOrgAdmin,
 	"GET /api/v1/orgs/:org/audit":                                 policyOrgAdmin,
 	"GET /api/v1/orgs/:org/audit/_verify":                         policyOrgAdmin,
 	"POST /api/v1/orgs/:org/users":                                policyOrgAdmin,

@@ -115,7 +115,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return s.abort(err)
 	}
 	index := newEnvIndex()
-	sess := &sessions{fleet: fl, log: s.log, index: index}
+	sess := &sessions{fleet: fl, log: s.log, index: index, conns: newConnLog(s.store, s.log.With("component", "connections"))}
 	s.sessions = sess
 	ep, err := link.New(link.Config{PingInterval: s.cfg.PingInterval, PongWait: s.cfg.PongWait, HubVersion: Version, ReconnectRate: s.cfg.ReconnectRate,
 		SlowLinkRate: float64(s.cfg.SlowLinkRate) * 1024}, sess, s.log, s.reg)

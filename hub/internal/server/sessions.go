@@ -12,6 +12,7 @@ import (
 	"ferry.dev/hub/internal/fleet"
 	"ferry.dev/hub/internal/link"
 	"ferry.dev/hub/internal/promotion"
+	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
 )
 
@@ -23,6 +24,7 @@ type sessions struct {
 	index      *envIndex
 	promotions *promotion.Service // set before serving
 	audit      *audit.Trail       // set before serving
+	conns      *connLog           // installations' connection history
 
 	expiredMu sync.Mutex
 	// expiredAudited is when each installation's expired credential was
@@ -56,6 +58,8 @@ func (s *sessions) Hello(ctx context.Context, p link.Peer, h *protocol.Hello) (*
 
 func (s *sessions) Connected(ctx context.Context, c *link.Conn) {
 	s.index.add(c.Peer())
+	s.conns.add(state.ConnectionEvent{InstallationID: c.Peer().InstallationID, OrgID: c.Peer().OrgID, At: time.Now().UTC(),
+		Event: state.ConnectionOpened, Remote: c.Remote()})
 	s.promotions.Kick() // deliver what waited for this agent
 	if c.Peer().PreviousCredential {
 		// The agent has not got the credential of a rotation: send it a
@@ -87,9 +91,13 @@ func (s *sessions) stop() {
 	s.stopped = true
 	s.mu.Unlock()
 	s.delivers.Wait()
+	s.conns.close()
 }
 
 func (s *sessions) Disconnected(c *link.Conn, primary bool) {
+	// Every link that opened closes in the history, a superseded one too.
+	s.conns.add(state.ConnectionEvent{InstallationID: c.Peer().InstallationID, OrgID: c.Peer().OrgID, At: time.Now().UTC(),
+		Event: state.ConnectionClosed, Reason: c.CloseReason(), Remote: c.Remote()})
 	if !primary {
 		return
 	}

@@ -81,6 +81,30 @@ type Installation struct {
 	CredentialPending bool
 }
 
+// ConnectionEvent is one link of an installation opening or closing, as the
+// hub that served it saw it.
+type ConnectionEvent struct {
+	InstallationID string
+	OrgID          string
+	At             time.Time
+	Event          string // ConnectionOpened or ConnectionClosed
+	// Reason is why a link closed (e.g. "goodbye", "silent", "superseded",
+	// "slow consumer", "error"); empty when it opened.
+	Reason string
+	// Remote is the peer address the link came from.
+	Remote string
+}
+
+// ConnectionEvent.Event values.
+const (
+	ConnectionOpened = "CONNECTED"
+	ConnectionClosed = "DISCONNECTED"
+)
+
+// MaxConnectionEvents is how many connection events a store keeps per
+// installation; RecordConnection drops older ones.
+const MaxConnectionEvents = 100
+
 // Credential returns the installation's credential state.
 func (i Installation) Credential() InstallationCredential {
 	return InstallationCredential{
@@ -356,6 +380,12 @@ type Store interface {
 	UpdateInstallationSeen(ctx context.Context, id string, online bool, at time.Time, agentVersion, hostname string) error
 	// MarkAllOffline marks every installation offline; used at hub start.
 	MarkAllOffline(ctx context.Context) error
+	// RecordConnection appends e to its installation's connection history
+	// and drops all but the newest MaxConnectionEvents of it.
+	RecordConnection(ctx context.Context, e ConnectionEvent) error
+	// ListConnections returns an installation's connection events, newest
+	// first, at most limit (0 means 100).
+	ListConnections(ctx context.Context, installationID string, limit int) ([]ConnectionEvent, error)
 
 	// CreateAPIToken inserts t; ErrConflict on a duplicate hash.
 	CreateAPIToken(ctx context.Context, t APIToken) error

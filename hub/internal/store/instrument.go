@@ -136,6 +136,16 @@ func (s *instrumented) MarkAllOffline(ctx context.Context) (err error) {
 	return s.s.MarkAllOffline(ctx)
 }
 
+func (s *instrumented) RecordConnection(ctx context.Context, e state.ConnectionEvent) (err error) {
+	defer s.done("RecordConnection", time.Now(), &err)
+	return s.s.RecordConnection(ctx, e)
+}
+
+func (s *instrumented) ListConnections(ctx context.Context, installationID string, limit int) (_ []state.ConnectionEvent, err error) {
+	defer s.done("ListConnections", time.Now(), &err)
+	return s.s.ListConnections(ctx, installationID, limit)
+}
+
 func (s *instrumented) CreateAPIToken(ctx context.Context, t state.APIToken) (err error) {
 	defer s.done("CreateAPIToken", time.Now(), &err)
 	return s.s.CreateAPIToken(ctx, t)

@@ -47,6 +47,7 @@ type Mongo struct {
 	orgs, envs, linkTokens, linkTokenUses, installations, apiTokens,
 	promotions, activePromotions, audit,
 	users, roleBindings, roles, settings, anchors *mongo.Collection
+	connections *mongo.Collection
 }
 
 var _ state.Store = (*Mongo)(nil)
@@ -101,6 +102,9 @@ var mongoIndexes = map[string][]mongo.IndexModel{
 	},
 	"audit_anchors": {
 		{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("org_seq_unique").SetUnique(true)},
+	},
+	"connection_events": {
+		{Keys: bson.D{{Key: "installation_id", Value: 1}, {Key: "at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("installation_at")},
 	},
 }
 
@@ -165,6 +169,7 @@ func OpenMongo(ctx context.Context, uri string, opts MongoOptions, logger *slog.
 		roles:            db.Collection("roles"),
 		settings:         db.Collection("settings"),
 		anchors:          db.Collection("audit_anchors"),
+		connections:      db.Collection("connection_events"),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

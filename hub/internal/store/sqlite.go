@@ -248,6 +248,19 @@ ALTER TABLE installations ADD COLUMN credential_rotated_at INTEGER;
 ALTER TABLE installations ADD COLUMN credential_pending INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX installations_previous_credential ON installations (previous_credential_hash);
 `,
+	// 6: each installation's recent link openings and closings.
+	`
+CREATE TABLE connection_events (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	installation_id TEXT NOT NULL,
+	org_id          TEXT NOT NULL,
+	at              INTEGER NOT NULL,
+	event           TEXT NOT NULL,
+	reason          TEXT NOT NULL DEFAULT '',
+	remote          TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX connection_events_installation ON connection_events (installation_id, at DESC, id DESC);
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

@@ -269,11 +269,30 @@
           (i.environments || []).map(e => e.name || e.id).join(", ") || "—", presence(i.status), i.agentVersion || "—",
           when(i.lastSeen), when(i.createdAt),
           el("div", {class: "row-actions"},
+            el("button", {type: "button", class: "history", onclick: () => history(i)}, "History"),
             el("button", {type: "button", class: "rotate", title: "Give the agent a new credential; the current one stops opening links when the overlap ends",
               onclick: (ev) => rotate(i, ev.target)}, "Rotate credential"),
             el("button", {type: "button", class: "danger revoke", onclick: (ev) => revoke(i, ev.target)}, "Revoke"))]})),
         {caption: "Installations", empty: "No installation is linked yet. Create a link token on the Environments page."}));
     });
+    async function history(i) {
+      const name = i.hostname || i.id;
+      const box = $("#inst-history");
+      box.hidden = false;
+      box.dataset.installationId = i.id;
+      $("#inst-history-title").textContent = "Connection history of " + name + " (" + i.id + ")";
+      const list = clear($("#inst-history-list"));
+      try {
+        const r = await api(orgPath("/installations/" + encodeURIComponent(i.id) + "/connections?limit=50"));
+        list.append(table(["When", "Event", "Why it closed", "From"], (r.items || []).map(e => ({
+          attrs: {"data-event": e.event},
+          cells: [when(e.at), badge(e.event), e.reason || "—", el("span", {class: "mono small"}, e.remote)]})),
+          {caption: "Connection history", empty: "No link recorded yet."}));
+        box.scrollIntoView({block: "nearest"});
+      } catch (e) {
+        list.append(el("p", {class: "msg msg-error"}, describe(e, "The history could not be read")));
+      }
+    }
     async function rotate(i, btn) {
       const name = i.hostname || i.id;
       if (!confirm("Rotate the credential of " + name + "? The hub makes a new one and sends it to the agent; " +

@@ -68,6 +68,7 @@ func RunConfig(t *testing.T, cfg Config, open func(t *testing.T) state.Store) {
 		{"Installations", testInstallations},
 		{"UpdateInstallationSeen", testUpdateInstallationSeen},
 		{"MarkAllOffline", testMarkAllOffline},
+		{"Connections", testConnections},
 		{"InstallationCredential", testInstallationCredential},
 		{"SetInstallationCredentialConcurrent", testSetInstallationCredentialConcurrent},
 		{"APITokens", testAPITokens},
