@@ -33,7 +33,7 @@ func TestPages(t *testing.T) {
 		{"/console/", 200, []string{`data-page="map"`, "Organization map", `aria-current="page">Map`}},
 		{"/console/signin", 200, []string{`id="password-form"`, `id="token-form"`, `autocomplete="current-password"`}},
 		{"/console/environments", 200, []string{"link token", "agent-command"}},
-		{"/console/installations", 200, []string{"connection history"}},
+		{"/console/installations", 200, []string{`id="inst-history"`, "link openings and closings"}},
 		{"/console/promotions", 200, []string{`id="f-status"`}},
 		{"/console/promotions/prm_1", 200, []string{`data-id="prm_1"`, "Timeline across both environments"}},
 		{"/console/audit", 200, []string{"Export CSV", "Verify the chain", "<option>PROMOTION_CREATED</option>", "<option>ACTION_NOT_DONE</option>",
