@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"ferry.dev/hub/internal/api"
+	"ferry.dev/hub/internal/state"
 	"ferry.dev/shared/protocol"
 )
 
@@ -58,4 +62,37 @@ func TestConnectionHistory(t *testing.T) {
 	if st, _, b := h.call("GET", "/api/v1/orgs/globex/installations/"+id+"/connections", "", ""); st != http.StatusNotFound {
 		t.Errorf("another organization's installation history: %d %s, want 404", st, b)
 	}
+}
+
+// slowStore is a store whose RecordConnection takes a while.
+type slowStore struct {
+	state.Store
+	delay time.Duration
+	n     atomic.Int32
+}
+
+func (s *slowStore) RecordConnection(ctx context.Context, e state.ConnectionEvent) error {
+	s.n.Add(1)
+	time.Sleep(s.delay)
+	return nil
+}
+
+// TestConnLogCloseIsBounded: at shutdown the history writes what it can
+// in the time given and drops the rest, so a hub closing many links over a
+// slow store still stops in time; events after close are dropped.
+func TestConnLogCloseIsBounded(t *testing.T) {
+	st := &slowStore{delay: 50 * time.Millisecond}
+	l := newConnLog(st, slog.New(slog.DiscardHandler))
+	for range 100 {
+		l.add(state.ConnectionEvent{InstallationID: "ins_1", Event: state.ConnectionClosed})
+	}
+	start := time.Now()
+	l.close(300 * time.Millisecond)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("close took %v with 100 events of 50 ms queued and 300 ms given", d)
+	}
+	if n := st.n.Load(); n == 0 || n == 100 {
+		t.Errorf("%d of 100 events written, want some and not all", n)
+	}
+	l.add(state.ConnectionEvent{InstallationID: "ins_1", Event: state.ConnectionOpened}) // must not panic or block
 }

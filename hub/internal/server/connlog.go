@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ferry.dev/hub/internal/state"
@@ -18,10 +19,11 @@ type connLog struct {
 	store state.Store
 	log   *slog.Logger
 
-	mu     sync.Mutex // guards closed and sends on ch
-	closed bool
-	ch     chan state.ConnectionEvent
-	done   chan struct{}
+	mu      sync.Mutex // guards closed and sends on ch
+	closed  bool
+	ch      chan state.ConnectionEvent
+	done    chan struct{}
+	abandon atomic.Bool // set by close when its time is up: drop the rest
 }
 
 // connLogQueue bounds the events waiting to be written.
@@ -50,6 +52,9 @@ func (l *connLog) add(e state.ConnectionEvent) {
 func (l *connLog) run() {
 	defer close(l.done)
 	for e := range l.ch {
+		if l.abandon.Load() {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := l.store.RecordConnection(ctx, e); err != nil {
 			l.log.Warn("could not record a connection event; the history misses it", "agent_id", e.InstallationID, "event", e.Event, "err", err)
@@ -58,13 +63,22 @@ func (l *connLog) run() {
 	}
 }
 
-// close writes what is queued and stops; later events are dropped.
-func (l *connLog) close() {
+// close writes what is queued, for up to wait (a hub closing thousands of
+// links must still stop in time), drops the rest and stops; later events
+// are dropped.
+func (l *connLog) close(wait time.Duration) {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
 		close(l.ch)
 	}
 	l.mu.Unlock()
+	select {
+	case <-l.done:
+		return
+	case <-time.After(wait):
+	}
+	l.abandon.Store(true)
+	l.log.Warn("stopping with connection events not recorded; the history misses the last closings", "events", len(l.ch))
 	<-l.done
 }

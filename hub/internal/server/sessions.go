@@ -91,7 +91,7 @@ func (s *sessions) stop() {
 	s.stopped = true
 	s.mu.Unlock()
 	s.delivers.Wait()
-	s.conns.close()
+	s.conns.close(5 * time.Second)
 }
 
 func (s *sessions) Disconnected(c *link.Conn, primary bool) {
