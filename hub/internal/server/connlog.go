@@ -24,6 +24,9 @@ type connLog struct {
 	ch      chan state.ConnectionEvent
 	done    chan struct{}
 	abandon atomic.Bool // set by close when its time is up: drop the rest
+
+	dropped  int       // events dropped on a full queue; guarded by mu
+	lastWarn time.Time // when a drop was last logged; guarded by mu
 }
 
 // connLogQueue bounds the events waiting to be written.
@@ -45,7 +48,13 @@ func (l *connLog) add(e state.ConnectionEvent) {
 	select {
 	case l.ch <- e:
 	default:
-		l.log.Warn("connection history is behind the store; an event was not recorded", "agent_id", e.InstallationID, "event", e.Event)
+		// Logged at most once a minute: a herd of thousands of agents
+		// would otherwise log a line each.
+		l.dropped++
+		if now := time.Now(); now.Sub(l.lastWarn) >= time.Minute {
+			l.lastWarn = now
+			l.log.Warn("connection history is behind the store; events are not being recorded", "dropped_so_far", l.dropped, "queue", cap(l.ch))
+		}
 	}
 }
 
