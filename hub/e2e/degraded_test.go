@@ -169,7 +169,7 @@ func TestDegradedLink(t *testing.T) {
 			t.Errorf("Prod's %s exports %d bytes; the 1 MiB definition did not arrive whole", a.Name, got)
 		}
 	}
-	events := auditCounts(t, w, ids)
+	events := auditSettled(t, w, ids, "PROMOTION_DELIVERED", "PROMOTION_ACCEPTED")
 	for id := range ids {
 		if c := events["PROMOTION_DELIVERED"][id]; c != 1 {
 			t.Errorf("promotion %s delivered %d times, want 1", id, c)

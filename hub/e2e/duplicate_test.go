@@ -171,7 +171,7 @@ func TestDuplicateFrames(t *testing.T) {
 		duplicates += c
 		t.Errorf("crossId %s updated %d times in Prod; each API was promoted once", cross, c)
 	}
-	events := auditCounts(t, w, ids)
+	events := auditSettled(t, w, ids, "PROMOTION_DELIVERED")
 	for _, ev := range []string{"PROMOTION_DELIVERED", "PROMOTION_ACCEPTED"} {
 		for _, p := range list {
 			if c := events[ev][p.ID]; c != 1 && (ev == "PROMOTION_DELIVERED" || p.Status == "ACCEPTED") {
@@ -274,6 +274,26 @@ func fullOf(l []promotionTimes) []hubPromotionFull {
 
 // auditCounts counts, per event, the audit entries of each promotion in
 // ids, reading the trail 100 entries at a time.
+// auditSettled is auditCounts once every promotion of ids has an entry of
+// each of events, or after 10 s: a decision's entry is written just after
+// its status, so a test that saw the status may read the trail a moment
+// before it.
+func auditSettled(t *testing.T, w *chaosWorld, ids map[string]bool, events ...string) map[string]map[string]int {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		counts := auditCounts(t, w, ids)
+		all := true
+		for _, ev := range events {
+			for id := range ids {
+				all = all && counts[ev][id] > 0
+			}
+		}
+		if all || time.Now().After(end) {
+			return counts
+		}
+	}
+}
+
 func auditCounts(t *testing.T, w *chaosWorld, ids map[string]bool) map[string]map[string]int {
 	t.Helper()
 	out := map[string]map[string]int{}

@@ -161,7 +161,7 @@ func TestStuckReader(t *testing.T) {
 	for _, id := range append(append(append([]string{}, base...), stuck...), qaIDs...) {
 		ids[id] = true
 	}
-	events := auditCounts(t, &chaosWorld{world: &world{hub: h}}, ids)
+	events := auditSettled(t, &chaosWorld{world: &world{hub: h}}, ids, "PROMOTION_DELIVERED")
 	for id := range ids {
 		if c := events["PROMOTION_DELIVERED"][id]; c != 1 {
 			t.Errorf("promotion %s has %d PROMOTION_DELIVERED entries, want 1", id, c)
