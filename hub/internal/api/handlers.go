@@ -252,16 +252,11 @@ func (a *API) rotateCredential(c *gin.Context) {
 			return
 		}
 	}
-	o, id := orgOf(c), c.Param("id")
+	o := orgOf(c)
 	// Another organization's installation is not found, like a missing
 	// one, and neither is audited as rotated.
-	i, err := a.store.Installation(c.Request.Context(), id)
-	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != o.ID) {
-		a.fail(c, protocol.Errorf(protocol.CodeNotFound, "no installation "+id))
-		return
-	}
-	if err != nil {
-		a.fail(c, err)
+	i, ok := a.orgInstallation(c)
+	if !ok {
 		return
 	}
 	done, err := a.auditFirst(c, audit.Event{OrgID: o.ID, Event: audit.CredentialRotated, Actor: principal(c).Actor(),
@@ -332,6 +327,23 @@ func (a *API) listInstallations(c *gin.Context) {
 	sendPage(a, c, out.Items)
 }
 
+// orgInstallation loads the installation named by the path's id in the
+// path's organization; another organization's is not found, like a
+// missing one. It answers the failure itself when ok is false.
+func (a *API) orgInstallation(c *gin.Context) (i state.Installation, ok bool) {
+	o, id := orgOf(c), c.Param("id")
+	i, err := a.store.Installation(c.Request.Context(), id)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != o.ID) {
+		a.fail(c, protocol.Errorf(protocol.CodeNotFound, "no installation "+id))
+		return state.Installation{}, false
+	}
+	if err != nil {
+		a.fail(c, err)
+		return state.Installation{}, false
+	}
+	return i, true
+}
+
 // ConnectionDTO is one link of an installation opening or closing.
 type ConnectionDTO struct {
 	Event  string    `json:"event"` // CONNECTED or DISCONNECTED
@@ -344,14 +356,8 @@ type ConnectionDTO struct {
 // first (the last state.MaxConnectionEvents). Another organization's
 // installation is not found, like a missing one.
 func (a *API) listConnections(c *gin.Context) {
-	o, id := orgOf(c), c.Param("id")
-	i, err := a.store.Installation(c.Request.Context(), id)
-	if errors.Is(err, state.ErrNotFound) || (err == nil && i.OrgID != o.ID) {
-		a.fail(c, protocol.Errorf(protocol.CodeNotFound, "no installation "+id))
-		return
-	}
-	if err != nil {
-		a.fail(c, err)
+	i, ok := a.orgInstallation(c)
+	if !ok {
 		return
 	}
 	events, err := a.store.ListConnections(c.Request.Context(), i.ID, state.MaxConnectionEvents)
