@@ -50,7 +50,7 @@ func TestStuckReader(t *testing.T) {
 	connected := func() float64 { return metric(t, h.url, "ferry_hub_agents_connected") }
 	testbed.WaitFor(t, 30*time.Second, "three agents online", func() bool { return connected() == 3 })
 	small := importChaosAPIs(t, devAPIM, 2*n)
-	big := importBigAPIs(t, devAPIM, m, 1<<20)
+	big := importBigAPIs(t, devAPIM, m, chaosInt(t, "FERRY_STUCK_SIZE", 1<<20))
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 

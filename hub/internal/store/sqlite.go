@@ -261,6 +261,18 @@ CREATE TABLE connection_events (
 ) STRICT;
 CREATE INDEX connection_events_installation ON connection_events (installation_id, at DESC, id DESC);
 `,
+	// 7: definitions move to a table of their own. In the promotions row
+	// a definition of a MiB sat before the status columns, so every scan
+	// of them (the delivery loop's, the catch-up's) walked its overflow
+	// pages, and every status change rewrote it.
+	`
+CREATE TABLE promotion_definitions (
+	promotion_id TEXT PRIMARY KEY,
+	definition   BLOB
+) STRICT;
+INSERT INTO promotion_definitions (promotion_id, definition) SELECT id, definition FROM promotions;
+ALTER TABLE promotions DROP COLUMN definition;
+`,
 }
 
 // OpenSQLite opens (creating if needed) the database <dir>/hub.db and brings

@@ -16,13 +16,21 @@ import (
 
 // Promotions.
 
-const promotionColumns = `id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
-	definition, requester, status, delivered, notified, target_api_id, reason,
+// promotionFields are a promotion's columns in scan order, with %s where
+// the definition goes: it lives in promotion_definitions.
+const promotionFields = `id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
+	%s requester, status, delivered, notified, target_api_id, reason,
 	created_at, updated_at, delivered_at, decided_at, requester_id, idempotency_key, request_hash`
 
-// listColumns are promotionColumns without the definition (NULL in its
-// place): lists never carry it (state.Store.ListPromotions).
-var listColumns = strings.Replace(promotionColumns, "definition,", "NULL AS definition,", 1)
+var (
+	// promotionColumns select a promotion with its definition.
+	promotionColumns = fmt.Sprintf(promotionFields, "(SELECT definition FROM promotion_definitions d WHERE d.promotion_id = promotions.id) AS definition,")
+	// listColumns select one without (NULL in its place): lists never
+	// carry it (state.Store.ListPromotions).
+	listColumns = fmt.Sprintf(promotionFields, "NULL AS definition,")
+	// insertColumns are the columns of the promotions table.
+	insertColumns = fmt.Sprintf(promotionFields, "")
+)
 
 func scanPromotion(r rowScanner) (state.Promotion, error) {
 	var p state.Promotion
@@ -43,15 +51,26 @@ func (s *SQLite) CreatePromotion(ctx context.Context, p state.Promotion) (string
 	return createPromotion(ctx, s, s.log, p)
 }
 
-// insertPromotion is a promotionLocks primitive.
+// insertPromotion is a promotionLocks primitive: the promotion and its
+// definition, in one transaction.
 func (s *SQLite) insertPromotion(ctx context.Context, p state.Promotion) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO promotions (`+promotionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.err("insert promotion "+p.ID, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO promotions (`+insertColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.OrgID, p.SourceEnvID, p.TargetEnvID, p.APIID, p.CrossID, p.APIName, p.APIVersion,
-		p.Definition, p.Requester, string(p.Status), sqlBool(p.Delivered), sqlBool(p.Notified), p.TargetAPIID, p.Reason,
+		p.Requester, string(p.Status), sqlBool(p.Delivered), sqlBool(p.Notified), p.TargetAPIID, p.Reason,
 		sqlTime(p.CreatedAt), sqlTime(p.UpdatedAt), sqlTime(p.DeliveredAt), sqlTime(p.DecidedAt), p.RequesterID,
-		p.IdempotencyKey, p.RequestHash)
-	return s.err("insert promotion "+p.ID, err)
+		p.IdempotencyKey, p.RequestHash); err != nil {
+		return s.err("insert promotion "+p.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO promotion_definitions (promotion_id, definition) VALUES (?, ?)`, p.ID, []byte(p.Definition)); err != nil {
+		return s.err("insert promotion "+p.ID, err)
+	}
+	return s.err("insert promotion "+p.ID, tx.Commit())
 }
 
 // Promotion implements state.Store.
@@ -198,10 +217,17 @@ func (s *SQLite) UpdatePromotion(ctx context.Context, id string, u state.Promoti
 		w.eq("id", id)
 		w.in("status", u.From)
 		p, err := scanPromotion(s.w.QueryRowContext(ctx,
-			`UPDATE promotions SET `+strings.Join(sets, ", ")+w.String()+` RETURNING `+promotionColumns,
+			`UPDATE promotions SET `+strings.Join(sets, ", ")+w.String()+` RETURNING `+listColumns,
 			append(args, w.args...)...))
 		if err == nil {
 			releaseLock(ctx, s, s.log, p)
+			// The definition never changes after creation.
+			if err := s.w.QueryRowContext(ctx, `SELECT definition FROM promotion_definitions WHERE promotion_id = ?`, id).Scan(&p.Definition); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return state.Promotion{}, s.err("update promotion "+id+": read its definition", err)
+			}
+			if len(p.Definition) == 0 {
+				p.Definition = nil
+			}
 			return p, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {

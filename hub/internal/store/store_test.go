@@ -15,6 +15,7 @@ import (
 	"ferry.dev/hub/internal/state"
 	"ferry.dev/hub/internal/store/mongotest"
 	"ferry.dev/hub/internal/store/storetest"
+	"ferry.dev/shared/protocol"
 )
 
 // crashable adds storetest.Crasher to an engine.
@@ -132,8 +133,8 @@ func TestSQLiteUpgrade(t *testing.T) {
 		`PRAGMA user_version = 1`,
 		`INSERT INTO api_tokens (id, hash, org_id, name, created_at) VALUES ('a1', 'h1', '', 'platform admin', 1000)`,
 		`INSERT INTO promotions (id, org_id, source_env_id, target_env_id, api_id, cross_id, api_name, api_version,
-			requester, status, delivered, notified, target_api_id, reason)
-		 VALUES ('p1', 'o1', 'e1', 'e2', 'a', 'c', 'n', 'v', 'alice', 'CREATED', 0, 0, '', '')`,
+			definition, requester, status, delivered, notified, target_api_id, reason)
+		 VALUES ('p1', 'o1', 'e1', 'e2', 'a', 'c', 'n', 'v', CAST('{"api":{"name":"n"}}' AS BLOB), 'alice', 'CREATED', 0, 0, '', '')`,
 		`INSERT INTO installations (id, org_id, env_ids, credential_hash, agent_version, hostname, online, created_at)
 		 VALUES ('i1', 'o1', '["e1"]', 'c1', '1.0.0', 'apim-1', 0, 1000)`,
 	} {
@@ -153,8 +154,14 @@ func TestSQLiteUpgrade(t *testing.T) {
 		t.Errorf("token after upgrade = %+v, %v", tok, err)
 	}
 	p, err := s.Promotion(ctx, "p1")
-	if err != nil || p.Requester != "alice" || p.RequesterID != "" {
-		t.Errorf("promotion after upgrade = %+v, %v", p, err)
+	if err != nil || p.Requester != "alice" || p.RequesterID != "" || string(p.Definition) != `{"api":{"name":"n"}}` {
+		t.Errorf("promotion after upgrade = %+v (definition %s), %v", p, p.Definition, err)
+	}
+	// Its definition moved to its own table (schema 7), and reads back
+	// after a status change too.
+	up, err := s.UpdatePromotion(ctx, "p1", state.PromotionUpdate{From: []protocol.PromotionStatus{protocol.PromotionCreated}, To: protocol.PromotionCancelled, At: time.UnixMilli(2000)})
+	if err != nil || string(up.Definition) != `{"api":{"name":"n"}}` {
+		t.Errorf("promotion updated after upgrade = %+v (definition %s), %v", up, up.Definition, err)
 	}
 	// An installation enrolled before client certificate binding is bound
 	// to no key, and keeps linking as before.
