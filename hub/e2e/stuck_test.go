@@ -41,7 +41,9 @@ func TestStuckReader(t *testing.T) {
 	m := chaosInt(t, "FERRY_STUCK_BIG", 20)
 	strict := os.Getenv("FERRY_STUCK_STRICT") == "1"
 	dir := t.TempDir()
-	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"))
+	// The test polls each promotion with the admin token, more than its
+	// default rate limit allows at full size.
+	h := startHub(t, testbed.FreeAddr(t), filepath.Join(dir, "hub"), "FERRY_RATE_LIMIT_TOKEN=200:400")
 	h.setupOrg(t, "demo", "Dev", "Prod", "QA")
 	devAPIM, prodAPIM, qaAPIM := startAPIM(t, ""), startAPIM(t, ""), startAPIM(t, "")
 	startAgent(t, h, devAPIM, filepath.Join(dir, "dev"), h.linkToken(t, "demo", "Dev"))
