@@ -24,6 +24,17 @@ import (
 // environments Dev and Prod. The workflow reads the time from clock, if given.
 func newWorkflow(t *testing.T, clock ...func() time.Time) (*faultstore.Store, *promotion.Service, *audit.Trail) {
 	t.Helper()
+	opts := promotion.Options{}
+	if len(clock) > 0 {
+		opts.Now = clock[0]
+	}
+	return newWorkflowWith(t, exporter{}, opts, "Dev", "Prod")
+}
+
+// newWorkflowWith is newWorkflow with the dispatcher, the workflow's
+// options and the environments (ids env-<name>) given.
+func newWorkflowWith(t *testing.T, disp promotion.Dispatcher, opts promotion.Options, envs ...string) (*faultstore.Store, *promotion.Service, *audit.Trail) {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	sq, err := store.OpenSQLite(ctx, t.TempDir(), log)
@@ -36,7 +47,7 @@ func newWorkflow(t *testing.T, clock ...func() time.Time) (*faultstore.Store, *p
 	if err := st.CreateOrg(ctx, state.Org{ID: "o1", Name: "demo", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []string{"Dev", "Prod"} {
+	for _, e := range envs {
 		if err := st.CreateEnvironment(ctx, state.Environment{ID: "env-" + e, OrgID: "o1", Name: e, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
@@ -46,11 +57,7 @@ func newWorkflow(t *testing.T, clock ...func() time.Time) (*faultstore.Store, *p
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := promotion.Options{}
-	if len(clock) > 0 {
-		opts.Now = clock[0]
-	}
-	promos, err := promotion.New(st, exporter{}, trail, log, reg, opts)
+	promos, err := promotion.New(st, disp, trail, log, reg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,17 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"ferry.dev/hub/internal/audit"
 	"ferry.dev/hub/internal/promotion"
 	"ferry.dev/hub/internal/state"
-	"ferry.dev/hub/internal/store"
 	"ferry.dev/shared/protocol"
 )
 
@@ -63,35 +58,12 @@ func (d *stuckQA) CallEnv(ctx context.Context, envID string, op protocol.Op, _, 
 // p99 against 17 ms with real processes.)
 func TestStuckEnvironmentHoldsFewSlots(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	st, err := store.OpenSQLite(ctx, t.TempDir(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	now := time.Now().UTC()
-	if err := st.CreateOrg(ctx, state.Org{ID: "o1", Name: "demo", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []string{"Dev", "Prod", "QA"} {
-		if err := st.CreateEnvironment(ctx, state.Environment{ID: "env-" + e, OrgID: "o1", Name: e, CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reg := prometheus.NewRegistry()
-	trail, err := audit.New(st, log, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	disp := &stuckQA{release: make(chan struct{}), delivered: map[string]int{}}
-	svc, err := promotion.New(st, disp, trail, log, reg, promotion.Options{Retry: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, svc, _ := newWorkflowWith(t, disp, promotion.Options{Retry: 50 * time.Millisecond}, "Dev", "Prod", "QA")
 	create := func(target string, i int) state.Promotion {
 		t.Helper()
 		id := fmt.Sprintf("%s-%02d", target, i)
-		p, err := svc.Create(ctx, promotion.Request{OrgID: "o1", SourceEnvID: "env-Dev", TargetEnvID: "env-" + target, By: promotion.Caller{Name: "platform-admin", Trusted: true},
+		p, err := svc.Create(ctx, promotion.Request{OrgID: "o1", SourceEnvID: "env-Dev", TargetEnvID: "env-" + target, By: admin,
 			API: protocol.ExportedAPI{APIID: "api-" + id, CrossID: "cross-" + id, Name: id, Definition: json.RawMessage(`{"api":{}}`)}})
 		if err != nil {
 			t.Fatal(err)
